@@ -1,0 +1,87 @@
+"""Wiring: settings -> database -> dialogue engine -> channels -> one aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.channels.web import MAX_BODY_BYTES, WebChannel
+from bot.config import Settings
+from bot.core.engine import DialogueEngine
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+
+log = logging.getLogger("motcua.app")
+
+
+@dataclass
+class Services:
+    """What handlers may reach through ``ctx.services``."""
+
+    settings: Settings
+    db: Database
+
+
+async def open_database(settings: Settings) -> Database:
+    """Open the configured database and bring its schema up to date."""
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
+def build_engine(settings: Settings, db: Database) -> DialogueEngine:
+    from handlers import all_routers
+
+    return DialogueEngine(
+        db,
+        all_routers(),
+        services=Services(settings=settings, db=db),
+        default_locale=settings.default_locale,
+    )
+
+
+def build_web_app(settings: Settings, engine: DialogueEngine) -> web.Application:
+    """The one aiohttp application every web-facing channel adds its routes to."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    WebChannel(engine, secure_cookies=settings.web_secure_cookies).add_routes(app)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def serve(settings: Settings, on_ready: Callable[[int], None]) -> None:
+    """Run the bot until SIGINT/SIGTERM: migrate, start channels, serve the web chat.
+
+    ``on_ready`` is called with the port actually bound (useful with port 0).
+    """
+    db = await open_database(settings)
+    engine = build_engine(settings, db)
+    app = build_web_app(settings, engine)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else settings.port
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        on_ready(port)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        await db.dispose()

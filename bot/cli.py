@@ -1,0 +1,159 @@
+"""The ``motcua`` command (also ``python -m bot``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import DBAPIError
+
+from bot import __version__
+from bot.i18n import operator_locale, translator
+
+
+def _parser(t) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="motcua",
+        description=t(
+            "Một Cửa bot: a chat assistant for the one-stop desk of a commune or ward. "
+            "Settings come from MOTCUA_* environment variables or a .env file (see README)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"motcua {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help=t("migrate the database and start the bot (web chat and configured channels)")
+    )
+    run.add_argument("--host", help=t("address to listen on (default: MOTCUA_HOST or 127.0.0.1)"))
+    run.add_argument(
+        "--port", type=int, help=t("port to listen on (default: MOTCUA_PORT or 8080; 0 = any free)")
+    )
+
+    console = commands.add_parser(
+        "console", help=t("chat with the bot in this terminal (buttons become numbered choices)")
+    )
+    console.add_argument(
+        "--conversation", help=t("conversation name, to keep separate chats (default: your user)")
+    )
+    console.add_argument("--verbose", action="store_true", help=t("show log lines in the terminal"))
+
+    commands.add_parser("migrate", help=t("create or upgrade the database schema"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; return the exit status."""
+    t = translator(operator_locale())
+    args = _parser(t).parse_args(argv)
+    if args.command is None:
+        _parser(t).print_help()
+        return 0
+
+    from bot.config import SettingsError, load_settings
+
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(t("Invalid settings:"), file=sys.stderr)
+        for variable, reason in exc.problems:
+            print(f"  {variable}: {reason}", file=sys.stderr)
+        return 2
+    t = translator(settings.default_locale)
+    quiet = args.command == "console" and not args.verbose
+    _setup_logging("WARNING" if quiet else settings.log_level)
+    try:
+        return asyncio.run(_COMMANDS[args.command](args, settings, t))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                t(
+                    "Port {port} is already in use. Stop the other program or choose another "
+                    "port with MOTCUA_PORT or --port.",
+                    port=settings.port,
+                ),
+                file=sys.stderr,
+            )
+        else:
+            print(t("Cannot start: {reason}", reason=exc), file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace, settings, t) -> int:
+    from bot.app import serve
+
+    def ready(port: int) -> None:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        print(t("Một Cửa bot is running. Open the chat page at: {url}", url=f"http://{host}:{port}/"))
+        print(t("Press Ctrl+C to stop."), flush=True)
+
+    try:
+        await serve(settings, ready)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+    return 0
+
+
+async def _console(args: argparse.Namespace, settings, t) -> int:
+    from bot.app import build_engine, open_database
+    from bot.channels.console import ConsoleChannel
+
+    try:
+        db = await open_database(settings)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+    try:
+        await ConsoleChannel(build_engine(settings, db), conversation_id=args.conversation).run()
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _migrate(args: argparse.Namespace, settings, t) -> int:
+    from bot.storage.db import Database
+    from bot.storage.migrate import current_revision, upgrade
+
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        revision = await current_revision(db)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+    finally:
+        await db.dispose()
+    print(t("Database {url} is at revision {revision}.", url=db.describe(), revision=revision))
+    return 0
+
+
+def _database_error(t, settings, exc: BaseException) -> int:
+    from bot.storage.db import async_url
+
+    url = async_url(settings.database_url).render_as_string(hide_password=True)
+    print(t("Cannot use the database {url}: {reason}", url=url, reason=exc), file=sys.stderr)
+    return 1
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Third-party request logs could carry tokens in URLs (Telegram puts them in the path).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+_COMMANDS = {"run": _run, "console": _console, "migrate": _migrate}
+# What a database driver raises when it cannot connect or open the file.
+_DB_ERRORS = (DBAPIError, ConnectionError)

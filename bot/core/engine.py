@@ -1,0 +1,217 @@
+"""The dialogue engine: one message in, replies out, state saved in between.
+
+Path of one message: clean text -> lock the conversation (in process, then its database row)
+-> load state -> route -> handler -> save state and the handler's writes in one transaction
+-> release -> return replies for the channel to send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.locks import KeyedLocks
+from bot.core.messages import Incoming, Reply
+from bot.core.router import Context, HandlerResult, Route, Router, RouteTable
+from bot.core.state import ConversationState
+from bot.core.text import MAX_TEXT_CHARS, clean_text
+from bot.i18n import DEFAULT_LOCALE, normalize_locale, translator
+from bot.storage.db import Database
+from bot.storage.models import Conversation, utcnow
+
+log = logging.getLogger("motcua.engine")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The outcome of one message: replies, and the conversation's locale after it."""
+
+    replies: list[Reply]
+    locale: str
+
+
+def conversation_tag(channel: str, conversation_id: str) -> str:
+    """A short stable pseudonym of a conversation for logs (chat ids are personal data)."""
+    return hashlib.sha256(f"{channel}:{conversation_id}".encode()).hexdigest()[:10]
+
+
+class DialogueEngine:
+    """Routes each Incoming to a handler and keeps the conversation's state in the database."""
+
+    def __init__(
+        self,
+        db: Database,
+        routers: Sequence[Router],
+        *,
+        services: Any = None,
+        default_locale: str = DEFAULT_LOCALE,
+        numbered_channels: Collection[str] = ("console",),
+    ) -> None:
+        self.db = db
+        self.routes = RouteTable(routers)
+        self.services = services
+        self.default_locale = normalize_locale(default_locale) or DEFAULT_LOCALE
+        self.numbered_channels = frozenset(numbered_channels)
+        self._locks = KeyedLocks()
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Handle one message and return the replies; never raises for anything the user sent."""
+        return (await self.handle_turn(incoming)).replies
+
+    async def handle_turn(self, incoming: Incoming) -> Turn:
+        """Handle one message; also tell the channel the conversation's locale afterwards."""
+        started = time.perf_counter()
+        incoming = replace(
+            incoming,
+            text=clean_text(incoming.text),
+            payload=clean_text(incoming.payload) or None,
+            conversation_id=str(incoming.conversation_id)[:128],
+            user_id=str(incoming.user_id)[:128],
+        )
+        key = (incoming.channel, incoming.conversation_id)
+        route_name = "-"
+        async with self._locks.hold(key):
+            try:
+                async with self.db.session() as session, session.begin():
+                    row = await self._lock_conversation(session, incoming)
+                    state = _state_of(row)
+                    incoming = self._resolve_number(incoming, state)
+                    route, args = self._route_for(incoming, state)
+                    route_name = route.name
+                    ctx = self._context(incoming, state, session, args)
+                    replies = _as_list(await route.fn(ctx))
+                    if any(reply.buttons for reply in replies):
+                        state.choices = [b.payload for r in replies for b in r.buttons]
+                    else:
+                        state.choices = []
+                    state.message_count += 1
+                    _save_state(row, state, incoming)
+                locale = ctx.locale
+            except Exception:
+                log.exception(
+                    "handler failed channel=%s conv=%s handler=%s",
+                    incoming.channel,
+                    conversation_tag(*key),
+                    route_name,
+                )
+                replies, locale = await self._error_replies(incoming)
+                route_name = f"{route_name}!error"
+        log.info(
+            "handled channel=%s conv=%s handler=%s duration_ms=%.1f replies=%d",
+            incoming.channel,
+            conversation_tag(*key),
+            route_name,
+            (time.perf_counter() - started) * 1000,
+            len(replies),
+        )
+        return Turn(replies, locale)
+
+    def _route_for(self, incoming: Incoming, state: ConversationState) -> tuple[Route, str]:
+        if len(incoming.text) > MAX_TEXT_CHARS:
+            return self.routes.events["too_long"], str(len(incoming.text))
+        if not incoming.text and not incoming.payload and not incoming.attachments:
+            return self.routes.events["empty"], ""
+        return self.routes.resolve(incoming, state)
+
+    def _resolve_number(self, incoming: Incoming, state: ConversationState) -> Incoming:
+        """On channels without buttons, "2" means the second button last shown."""
+        if incoming.channel not in self.numbered_channels or incoming.payload:
+            return incoming
+        text = incoming.text.strip().rstrip(".")
+        if text.isdigit() and 1 <= int(text) <= len(state.choices):
+            return replace(incoming, payload=state.choices[int(text) - 1])
+        return incoming
+
+    def _context(
+        self, incoming: Incoming, state: ConversationState, session: Any, args: str = ""
+    ) -> Context:
+        locale = state.locale or normalize_locale(incoming.locale) or self.default_locale
+        return Context(
+            incoming=incoming,
+            state=state,
+            t=translator(locale),
+            session=session,
+            services=self.services,
+            args=args,
+        )
+
+    async def _error_replies(self, incoming: Incoming) -> tuple[list[Reply], str]:
+        """Apologise without touching the database, which may be what failed."""
+        ctx = self._context(incoming, ConversationState(), None)
+        try:
+            return _as_list(await self.routes.events["error"].fn(ctx)), ctx.locale
+        except Exception:  # the apology itself must never take the channel down
+            log.exception("error handler failed")
+            return [Reply(ctx.t("Sorry, something went wrong."))], ctx.locale
+
+    async def _lock_conversation(self, session: AsyncSession, incoming: Incoming) -> Conversation:
+        """Create the conversation row if missing and lock it until the transaction ends.
+
+        The first statement is a write: on SQLite it takes the database write lock (waiting up
+        to the busy timeout), on PostgreSQL the upsert locks the row; either way a second
+        process handling the same chat waits here.
+        """
+        now = utcnow()
+        dialect = session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(Conversation).values(
+            channel=incoming.channel,
+            conversation_id=incoming.conversation_id,
+            user_id=incoming.user_id,
+            data={},
+            choices=[],
+            message_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Conversation.channel, Conversation.conversation_id],
+            set_={"updated_at": now},
+        )
+        await session.execute(stmt)
+        result = await session.execute(
+            select(Conversation)
+            .where(
+                Conversation.channel == incoming.channel,
+                Conversation.conversation_id == incoming.conversation_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return result.scalar_one()
+
+
+def _state_of(row: Conversation) -> ConversationState:
+    return ConversationState(
+        locale=row.locale,
+        step=row.step,
+        data=dict(row.data or {}),
+        choices=list(row.choices or []),
+        message_count=row.message_count,
+    )
+
+
+def _save_state(row: Conversation, state: ConversationState, incoming: Incoming) -> None:
+    row.locale = state.locale
+    row.step = state.step
+    row.data = dict(state.data)
+    row.choices = list(state.choices)
+    row.message_count = state.message_count
+    row.user_id = incoming.user_id
+    row.updated_at = utcnow()
+
+
+def _as_list(result: HandlerResult) -> list[Reply]:
+    if result is None:
+        return []
+    if isinstance(result, Reply):
+        return [result]
+    return list(result)

@@ -1,0 +1,78 @@
+"""Database engine and sessions for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# Seconds a SQLite writer waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT = 30
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str | URL) -> URL:
+    """Return ``url`` with an async driver: ``sqlite://`` -> aiosqlite, ``postgresql://`` -> asyncpg.
+
+    Raises ValueError with a short reason when the URL cannot be used.
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception as exc:  # sqlalchemy raises ArgumentError for garbage
+        raise ValueError(f"not a database URL ({exc})") from None
+    backend = parsed.get_backend_name()
+    if backend not in ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database '{backend}' (use sqlite or postgresql)")
+    wanted = ASYNC_DRIVERS[backend]
+    if parsed.drivername not in (backend, wanted):
+        raise ValueError(f"driver '{parsed.drivername}' is not async; use '{wanted}://'")
+    parsed = parsed.set(drivername=wanted)
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
+    if backend == "postgresql" and not parsed.database:
+        raise ValueError("the PostgreSQL URL names no database")
+    return parsed
+
+
+class Database:
+    """One async engine plus a session factory."""
+
+    def __init__(self, url: str | URL, *, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = async_url(url)
+        kwargs: dict[str, Any] = {"connect_args": dict(connect_args or {})}
+        if self.is_sqlite:
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT)
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def session(self) -> AsyncSession:
+        return self.sessionmaker()
+
+    def describe(self) -> str:
+        """The URL without its password, for logs and messages."""
+        return self.url.render_as_string(hide_password=True)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers work while one writer writes; foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,12 @@
+"""Handlers, one module per topic, each with its own Router; all registered here once."""
+
+from __future__ import annotations
+
+from bot.core.router import Router
+
+
+def all_routers() -> list[Router]:
+    """Every router of the bot, in order of precedence for free-text matchers."""
+    from handlers import coming_soon, fallback, help, language, start
+
+    return [start.router, language.router, help.router, coming_soon.router, fallback.router]

@@ -1,0 +1,60 @@
+"""Fallback and engine events: nobody is ever left without a way forward."""
+
+from __future__ import annotations
+
+from bot.core import Context, Reply, Router
+from bot.core.text import MAX_TEXT_CHARS
+from bot.i18n import format_number
+from handlers.start import menu_reply
+
+router = Router("fallback")
+
+
+@router.fallback()
+async def not_understood(ctx: Context) -> Reply:
+    """Say that the message was not understood and offer the menu."""
+    t = ctx.t
+    return menu_reply(
+        t,
+        t(
+            "Sorry, I did not understand that. You can choose an option below, "
+            "or type /help to see what I can do."
+        ),
+    )
+
+
+@router.event("empty")
+async def empty_message(ctx: Context) -> Reply:
+    """Answer a message with no text in it."""
+    t = ctx.t
+    return menu_reply(
+        t, t("Your message was empty. Please type your question or choose an option below.")
+    )
+
+
+@router.event("too_long")
+async def too_long(ctx: Context) -> Reply:
+    """Refuse a message longer than the bot reads, politely and with the numbers."""
+    t = ctx.t
+    return menu_reply(
+        t,
+        t(
+            "Your message is {length} characters long, more than the {limit} I can read. "
+            "Please send a shorter message or split it into several.",
+            length=format_number(int(ctx.args), ctx.locale),
+            limit=format_number(MAX_TEXT_CHARS, ctx.locale),
+        ),
+    )
+
+
+@router.event("error")
+async def internal_error(ctx: Context) -> Reply:
+    """Apologise for a fault on our side; the user's message was not processed."""
+    t = ctx.t
+    return menu_reply(
+        t,
+        t(
+            "Sorry, something went wrong on our side and your message could not be processed. "
+            "Please try again in a few minutes."
+        ),
+    )

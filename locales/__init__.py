@@ -1,0 +1,1 @@
+"""Gettext catalogues (vi, en). This package only marks where the .po files live."""
