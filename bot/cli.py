@@ -95,7 +95,9 @@ async def _run(args: argparse.Namespace, settings, t) -> int:
 
     def ready(port: int) -> None:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        print(t("Một Cửa bot is running. Open the chat page at: {url}", url=f"http://{host}:{port}/"))
+        print(
+            t("Một Cửa bot is running. Open the chat page at: {url}", url=f"http://{host}:{port}/")
+        )
         print(t("Press Ctrl+C to stop."), flush=True)
 
     try:

@@ -7,7 +7,7 @@ Message ids are the English source text; Vietnamese is the default locale. The b
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -29,7 +29,7 @@ def po_path(locale: str) -> Path:
     return LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalog(locale: str) -> dict[str, str]:
     """Return msgid -> msgstr for one locale, skipping fuzzy and empty entries."""
     path = po_path(locale)

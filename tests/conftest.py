@@ -87,9 +87,7 @@ async def sqlite_db(tmp_path) -> AsyncIterator[Database]:
 
 def make_engine(db: Database, extra: Sequence[Router] = ()) -> DialogueEngine:
     settings = load_settings(database_url=str(db.url.render_as_string(hide_password=False)))
-    return DialogueEngine(
-        db, [*extra, *all_routers()], services=Services(settings=settings, db=db)
-    )
+    return DialogueEngine(db, [*extra, *all_routers()], services=Services(settings=settings, db=db))
 
 
 @pytest.fixture
@@ -100,8 +98,13 @@ def engine(db: Database) -> DialogueEngine:
 class Chat:
     """A conversation driven through the neutral types: say something, look at the replies."""
 
-    def __init__(self, engine: DialogueEngine, channel: str = "test", conversation_id: str = "c1",
-                 locale: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: DialogueEngine,
+        channel: str = "test",
+        conversation_id: str = "c1",
+        locale: str | None = None,
+    ) -> None:
         self.engine = engine
         self.channel = channel
         self.conversation_id = conversation_id

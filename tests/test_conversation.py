@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from tests.conftest import Chat
 
-MENU_VI = ["🔎 Tìm thủ tục", "📄 Tra cứu hồ sơ", "✉️ Gửi phản ánh, kiến nghị", "🌐 Ngôn ngữ / Language"]
+MENU_VI = [
+    "🔎 Tìm thủ tục",
+    "📄 Tra cứu hồ sơ",
+    "✉️ Gửi phản ánh, kiến nghị",
+    "🌐 Ngôn ngữ / Language",
+]
 MENU_EN = ["🔎 Find a procedure", "📄 Check a dossier", "✉️ Send feedback", "🌐 Language / Ngôn ngữ"]
 
 

@@ -39,7 +39,9 @@ UI_STRINGS = {
     "placeholder": N_("Type your question…"),
     "send": N_("Send"),
     "typing": N_("Replying…"),
-    "network_error": N_("The message could not be sent. Please check your connection and try again."),
+    "network_error": N_(
+        "The message could not be sent. Please check your connection and try again."
+    ),
     "log_label": N_("Conversation"),
 }
 

@@ -80,7 +80,7 @@ class DialogueEngine:
         route_name = "-"
         async with self._locks.hold(key):
             try:
-                async with self.db.session() as session, session.begin():
+                async with self.db.write_transaction() as session:
                     row = await self._lock_conversation(session, incoming)
                     state = _state_of(row)
                     incoming = self._resolve_number(incoming, state)
@@ -144,8 +144,19 @@ class DialogueEngine:
         )
 
     async def _error_replies(self, incoming: Incoming) -> tuple[list[Reply], str]:
-        """Apologise without touching the database, which may be what failed."""
-        ctx = self._context(incoming, ConversationState(), None)
+        """Apologise in the user's language if the database can still tell it, else the default."""
+        state = ConversationState()
+        try:
+            async with self.db.session() as session:
+                state.locale = await session.scalar(
+                    select(Conversation.locale).where(
+                        Conversation.channel == incoming.channel,
+                        Conversation.conversation_id == incoming.conversation_id,
+                    )
+                )
+        except Exception:  # the database may be what failed
+            log.warning("could not read the conversation locale for the apology")
+        ctx = self._context(incoming, state, None)
         try:
             return _as_list(await self.routes.events["error"].fn(ctx)), ctx.locale
         except Exception:  # the apology itself must never take the channel down

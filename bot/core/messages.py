@@ -46,7 +46,9 @@ class Button:
 
     def __post_init__(self) -> None:
         if not self.payload or len(self.payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"button payload must be 1-{MAX_PAYLOAD_BYTES} bytes: {self.payload!r}")
+            raise ValueError(
+                f"button payload must be 1-{MAX_PAYLOAD_BYTES} bytes: {self.payload!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class Router:
         return Route(f"{self.name}.{fn.__name__}", fn)
 
     def payload(self, *values: str, prefix: bool = False) -> Callable[[HandlerFn], HandlerFn]:
-        """Handle button presses whose payload equals (or, with prefix=True, starts with) a value."""
+        """Handle button presses whose payload equals (or, with prefix=True, starts with) one."""
 
         def register(fn: HandlerFn) -> HandlerFn:
             target = self.payload_prefixes if prefix else self.payloads

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Longest message the bot reads; Telegram's own limit is 4096 characters.
 MAX_TEXT_CHARS = 4000
 _KEEP_CONTROLS = {"\n", "\t"}
+# Terminal colour/cursor sequences (ESC [ ... letter) pasted from a console.
+_ANSI_CSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def clean_text(raw: object) -> str:
@@ -22,7 +25,8 @@ def clean_text(raw: object) -> str:
         raw = str(raw)
     # Lone surrogates (e.g. "\ud800" in JSON) cannot be stored or encoded: drop them.
     text = raw.encode("utf-8", errors="ignore").decode("utf-8")
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _ANSI_CSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = unicodedata.normalize("NFC", text)
     text = "".join(
         ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
     )
