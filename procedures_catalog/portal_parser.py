@@ -1,0 +1,492 @@
+"""Parse one record of the National Public Service Portal (as crawled) into a Procedure.
+
+The crawled table cells are glued together without separators, e.g. the submission table
+"Hình thức nộpThời gianPhí, lệ phíMô tảTrực tuyến1Miễn phíDịch vụ bưu chính1Miễn phí...".
+Each parser below undoes one such table and records a ParseIssue where it had to give up,
+so that nothing is silently dropped: the original text always stays in the record.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from procedures_catalog.schema import (
+    CODE_RE,
+    Channel,
+    ChannelOption,
+    DocumentRequirement,
+    Fee,
+    LegalBasis,
+    ParseIssue,
+    ProcessingTime,
+    Procedure,
+    Source,
+    TimeUnit,
+)
+
+NO_INFO = "Không có thông tin"
+SOURCE_NAME = "Cổng Dịch vụ công quốc gia (dichvucong.gov.vn)"
+
+# ---------------------------------------------------------------- submission table (cách thức)
+CHANNEL_TABLE_HEAD = "Hình thức nộpThời gianPhí, lệ phíMô tả"
+CHANNELS = {
+    "Trực tiếp": Channel.IN_PERSON,
+    "Trực tuyến": Channel.ONLINE,
+    "Dịch vụ bưu chính": Channel.POSTAL,
+}
+# A row starts with a channel name immediately followed by its time cell (a number or "no info");
+# the same words inside a description are followed by ":" or a space instead.
+_ROW = re.compile(r"(Trực tiếp|Trực tuyến|Dịch vụ bưu chính)(?=\d|Không có thông tin)")
+_UNITS = {
+    "Ngày làm việc": TimeUnit.WORKING_DAYS,
+    "Ngày": TimeUnit.DAYS,
+    "Giờ làm việc": TimeUnit.HOURS,
+    "Giờ": TimeUnit.HOURS,
+    "Tháng": TimeUnit.MONTHS,
+}
+_TIME_WITH_UNIT = re.compile(r"(\d+(?:[.,]\d+)?) (Ngày làm việc|Ngày|Giờ làm việc|Giờ|Tháng)")
+_CURRENCY = r"(Việt Nam Đồng|VNĐ|Đồng|đồng|USD)"
+_AMOUNT_CURRENCY = re.compile(r"(\d[\d.,]*) ?" + _CURRENCY)
+_VALID_AMOUNT = re.compile(r"[1-9]\d{0,2}(?:[.,]\d{3})+|[1-9]\d*|0")
+_SPLIT_AMOUNT = re.compile(r"[1-9]\d{0,2}(?:[.,]\d{3})+|[1-9]\d*")
+_PROVINCE_SET = re.compile(
+    r"(Hội đồng nhân dân|HĐND)[^.;]{0,80}(quyết định|quy định)|do (Hội đồng nhân dân|HĐND) tỉnh",
+    re.IGNORECASE,
+)
+
+
+def parse_channels(text: str, issues: list[ParseIssue]) -> list[ChannelOption]:
+    """Parse the submission table: channel, processing time, fees, description per row."""
+    if not text or text.strip() == NO_INFO:
+        issues.append(ParseIssue("channels", "no submission table"))
+        return []
+    if not text.startswith(CHANNEL_TABLE_HEAD):
+        issues.append(ParseIssue("channels", "table header missing"))
+        return []
+    body = text[len(CHANNEL_TABLE_HEAD) :]
+    parts = _ROW.split(body)
+    if parts[0].strip():
+        issues.append(ParseIssue("channels", f"text before the first row: {parts[0][:60]!r}"))
+    rows: list[tuple[Channel, str]] = [
+        (CHANNELS[name], cell) for name, cell in zip(parts[1::2], parts[2::2], strict=True)
+    ]
+    if not rows:
+        issues.append(ParseIssue("channels", "no channel rows found"))
+        return []
+    unit_times = [m.group(1) for _, cell in rows if (m := _TIME_WITH_UNIT.match(cell))]
+    options = []
+    for channel, cell in rows:
+        time, rest = _parse_time(cell, rest_hint=unit_times, issues=issues)
+        fees, description = _parse_fees(rest, issues)
+        options.append(ChannelOption(channel, time, fees, _tidy(description)))
+    return options
+
+
+def _parse_time(
+    cell: str, rest_hint: list[str], issues: list[ParseIssue]
+) -> tuple[ProcessingTime, str]:
+    if cell.startswith(NO_INFO):
+        return ProcessingTime(text=NO_INFO), cell[len(NO_INFO) :]
+    match = _TIME_WITH_UNIT.match(cell)
+    if match:
+        value = _number(match.group(1))
+        return (
+            ProcessingTime(value, _UNITS[match.group(2)], text=match.group(0)),
+            cell[match.end() :],
+        )
+    # A bare number: its unit was lost in the crawl. When a fee amount follows, the digits of
+    # the time and of the amount are glued ("150,000 Việt Nam Đồng" = 1 day + 50,000 đ).
+    digits = re.match(r"\d[\d.,]*", cell).group(0)
+    glued = _AMOUNT_CURRENCY.match(cell)
+    if glued and glued.group(1) == digits:
+        splits = [
+            (digits[:i], digits[i:])
+            for i in range(1, len(digits))
+            if digits[:i].isdigit() and _SPLIT_AMOUNT.fullmatch(digits[i:])
+        ]
+        if len(splits) > 1:
+            preferred = [s for s in splits if s[0] in rest_hint]
+            splits = preferred if len(preferred) == 1 else splits
+        if len(splits) != 1:
+            issues.append(ParseIssue("channels", f"time and fee digits glued: {digits!r}"))
+            return ProcessingTime(text=digits), cell
+        time_digits = splits[0][0]
+    else:
+        time_digits = re.match(r"\d+(?:[.,]\d+)?", cell).group(0)
+    return (
+        ProcessingTime(
+            _number(time_digits), TimeUnit.WORKING_DAYS, unit_inferred=True, text=time_digits
+        ),
+        cell[len(time_digits) :],
+    )
+
+
+def _parse_fees(text: str, issues: list[ParseIssue]) -> tuple[list[Fee], str]:
+    """Read fee cells from the start of ``text``; return them and the description after."""
+    fees: list[Fee] = []
+    rest = text
+    while True:
+        if rest.startswith("Miễn phí"):
+            fee, rest = Fee(free=True, text="Miễn phí"), rest[len("Miễn phí") :]
+        elif rest.startswith(NO_INFO) and not fees:
+            fee, rest = Fee(unknown=True, text=NO_INFO), rest[len(NO_INFO) :]
+        else:
+            match = _AMOUNT_CURRENCY.match(rest)
+            if not match:
+                break
+            amount = _amount(match.group(1))
+            if amount is None:
+                issues.append(ParseIssue("fees", f"unreadable amount {match.group(1)!r}"))
+            currency = "USD" if match.group(2) == "USD" else "VND"
+            fee, rest = Fee(amount=amount, currency=currency, text=match.group(0)), rest[match.end():]
+        note, rest = _parenthesised(rest)
+        if note is not None:
+            inner = note.strip("() ")
+            if inner.startswith("/") or re.fullmatch(r"đồng/\S+", inner):
+                fee.per = inner.split("/", 1)[1].strip() or None
+            fee.text = f"{fee.text} ({inner})" if inner else fee.text
+        fee.set_by_province = bool(_PROVINCE_SET.search(fee.text))
+        fees.append(fee)
+    if not fees:
+        issues.append(ParseIssue("fees", f"no fee cell: {text[:60]!r}"))
+    return fees, rest
+
+
+def _parenthesised(text: str) -> tuple[str | None, str]:
+    """Split a leading balanced "( ... )" group off ``text``."""
+    if not text.startswith("("):
+        return None, text
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return text[: i + 1], text[i + 1 :]
+    return text, ""  # unbalanced: everything is the note
+
+
+def _number(text: str) -> float:
+    value = float(text.replace(",", "."))
+    return int(value) if value.is_integer() else value
+
+
+def _amount(text: str) -> int | None:
+    """"2,000" / "2.000" / "200000" -> 2000 / 2000 / 200000 (both separators group thousands)."""
+    text = text.rstrip(".,")
+    if not _VALID_AMOUNT.fullmatch(text):
+        return None
+    return int(text.replace(",", "").replace(".", ""))
+
+
+# ---------------------------------------------------------------- documents (thành phần hồ sơ)
+DOC_TABLE_HEAD = "Tên giấy tờMẫu đơn, tờ khaiSố lượng"
+_COUNT = re.compile(
+    r"(\d+) (bản chính|bản sao|bản chụp)(?:\s*,\s*(\d+) (bản chính|bản sao|bản chụp))*"
+)
+_COUNT_ONE = re.compile(r"(\d+) (bản chính|bản sao|bản chụp)")
+_FORM_SUFFIX = re.compile(r"\.(?:docx?|pdf|xlsx?)(?:\.(?:docx?|pdf|xlsx?))*\s*$", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-+•*]+|[a-zđ]\)|\d+(?:\.\d+)*[.)])\s*", re.IGNORECASE)
+_CONDITION = re.compile(r"(?:^|\b)((?:[Tt]rong )?[Tt]rường hợp [^.;:]{3,160}?)(?: thì |[.;:]|$)")
+_CONDITION_HEADING = re.compile(r"^(Trường hợp|Đối với|Nếu|Khi)\b", re.IGNORECASE)
+
+
+def parse_documents(text: str, issues: list[ParseIssue]) -> tuple[
+    list[DocumentRequirement], list[DocumentRequirement], list[str]
+]:
+    """Return (documents to submit, documents to show, notes) from the dossier table(s).
+
+    The text is one or more tables, each "<heading>Tên giấy tờMẫu đơn, tờ khaiSố lượng<rows>",
+    where each row ends with its count ("1 bản chính", "2 bản sao", "1 bản chính,1 bản sao").
+    Rows counted 0 are explanations, kept as notes.
+    """
+    to_submit: list[DocumentRequirement] = []
+    to_show: list[DocumentRequirement] = []
+    notes: list[str] = []
+    if not text or text.strip() in ("", NO_INFO):
+        issues.append(ParseIssue("documents", "no dossier table"))
+        return to_submit, to_show, notes
+    chunks = text.split(DOC_TABLE_HEAD)
+    if len(chunks) == 1:
+        issues.append(ParseIssue("documents", "no table header; kept as a note"))
+        notes.append(_tidy(text))
+        return to_submit, to_show, notes
+    heading = chunks[0]
+    for number, chunk in enumerate(chunks[1:], start=1):
+        entries, leftover = _entries(chunk)
+        last = number == len(chunks) - 1
+        kind, condition, group = _section(heading)
+        for entry_text, counts in entries:
+            if kind == "note" or not any(counts.values()):
+                notes.append(_tidy(_BULLET.sub("", entry_text)))
+                continue
+            doc = _document(entry_text, counts)
+            doc.condition = doc.condition or condition
+            doc.group = group
+            (to_show if kind == "show" else to_submit).append(doc)
+        if last and _tidy(leftover).strip("-* "):
+            issues.append(ParseIssue("documents", f"text without a count: {leftover[:60]!r}"))
+            notes.append(_tidy(_BULLET.sub("", leftover)))
+        heading = leftover
+    return to_submit, to_show, [n for n in notes if n]
+
+
+def _section(heading: str) -> tuple[str, str | None, str | None]:
+    """Classify a table by its heading: ("submit" | "show" | "note", condition, group)."""
+    heading = _tidy(heading).strip("*-: ").strip()
+    lowered = heading.lower()
+    if "lưu ý" in lowered:
+        return "note", None, None
+    if "xuất trình" in lowered:
+        return "show", None, None
+    if not heading or lowered in ("giấy tờ phải nộp", "thành phần hồ sơ", "hồ sơ gồm"):
+        return "submit", None, None
+    if _CONDITION_HEADING.match(heading):
+        return "submit", heading, None
+    return "submit", None, heading
+
+
+def _entries(body: str) -> tuple[list[tuple[str, dict[str, int]]], str]:
+    """Split a section body at each "<n> bản chính/sao/chụp" that ends an entry."""
+    entries = []
+    position = 0
+    for match in _COUNT.finditer(body):
+        entry_text = body[position : match.start()]
+        counts = {"bản chính": 0, "bản sao": 0, "bản chụp": 0}
+        for one in _COUNT_ONE.finditer(match.group(0)):
+            counts[one.group(2)] += int(one.group(1))
+        entries.append((entry_text, counts))
+        position = match.end()
+    return entries, body[position:]
+
+
+def _document(text: str, counts: dict[str, int]) -> DocumentRequirement:
+    text = _tidy(_BULLET.sub("", text))
+    form = None
+    suffix = _FORM_SUFFIX.search(text)
+    if suffix:
+        start = _glue_point(text, suffix.start())
+        form = text[start:].strip()
+        text = text[:start].rstrip(" ;,")
+    name, details = _first_sentence(text)
+    condition_match = _CONDITION.search(text)
+    return DocumentRequirement(
+        name=name,
+        originals=counts["bản chính"],
+        copies=counts["bản sao"],
+        photocopies=counts["bản chụp"],
+        condition=condition_match.group(1).strip() if condition_match else None,
+        form=form,
+        details=details,
+    )
+
+
+def _glue_point(text: str, end: int) -> int:
+    """Where a glued cell (a form's file name) starts: after ")", ".", ";", or where a lower-case
+    letter or digit runs straight into an upper-case one ("...Bộ Công an)Mẫu DC02...")."""
+    for j in range(end - 1, 0, -1):
+        before, here = text[j - 1], text[j]
+        if before in ").;:" and not here.isspace():
+            return j
+        if (before.islower() or before.isdigit()) and here.isupper():
+            return j
+    return 0
+
+
+def _first_sentence(text: str) -> tuple[str, str | None]:
+    """Split after the first full stop that ends a sentence (not "số 23/2015." inside a number)."""
+    match = re.search(r"(?<=[^\d\s.])\.\s+(?=[A-ZĐÀ-Ỹ(])", text)
+    if not match:
+        return text.rstrip(" ;"), None
+    return text[: match.start() + 1].rstrip(" ;"), text[match.end() :].strip() or None
+
+
+# ---------------------------------------------------------------- legal basis, results, others
+LEGAL_HEAD = "Tên văn bản pháp lýMã văn bản"
+_LEGAL_NUMBER_START = re.compile(r"\d+(?:\.\d+)?/\d{4}/")
+_LEGAL_SUFFIX_CHARS = re.compile(r"[A-Za-zĐđ0-9\-]*")
+# The issuer part of a number: "TT-BTC", "NĐ-CP", "QĐ-TTg", "NQ-HĐND", "TTLT-BTC-BTP", "QH13".
+# Digits follow only a legislature ("QH13", "UBTVQH15"), so "NĐ-CP280/..." ends after "CP".
+_LEGAL_SEGMENT = r"[A-ZĐ][A-Za-zĐđ]{0,10}(?:(?<=QH)\d{2})?"
+_LEGAL_SUFFIX = re.compile(_LEGAL_SEGMENT + r"(?:-" + _LEGAL_SEGMENT + r")*")
+
+
+def parse_legal_basis(text: str, issues: list[ParseIssue]) -> list[LegalBasis]:
+    """Split "<title><number><title><number>..." into (title, number) rows.
+
+    A number such as 104/2022/NĐ-CP ends a row when the next character starts a new cell: an
+    upper-case letter (Vietnamese included), the start of another number, or the end.
+    """
+    if not text or text.strip() == NO_INFO:
+        return []
+    if not text.startswith(LEGAL_HEAD):
+        issues.append(ParseIssue("legal_basis", "table header missing"))
+        return [LegalBasis(title=_tidy(text))]
+    body = text[len(LEGAL_HEAD) :]
+    rows: list[LegalBasis] = []
+    position = scan = 0
+    while match := _LEGAL_NUMBER_START.search(body, scan):
+        scan = match.start() + 1
+        suffix = _LEGAL_SUFFIX_CHARS.match(body, match.end()).group(0)
+        for length in range(len(suffix), 0, -1):
+            end = match.end() + length
+            if _LEGAL_SUFFIX.fullmatch(suffix[:length]) and _starts_cell(body, end):
+                break
+        else:
+            continue  # a number inside a title ("Nghị định số 123/2015/NĐ-CP ngày ...")
+        title = _tidy(body[position : match.start()])
+        number = body[match.start() : end].strip()
+        if not title and rows:  # "Luật 60/2014/QH13" + "60/2014/QH13": the title held the number
+            rows[-1] = LegalBasis(f"{rows[-1].title} {rows[-1].number}", number)
+        elif title:
+            rows.append(LegalBasis(title, number))
+        position = scan = end
+    leftover = _tidy(body[position:])
+    if leftover:
+        issues.append(ParseIssue("legal_basis", f"row without a number: {leftover[:60]!r}"))
+        rows.append(LegalBasis(title=leftover))
+    return rows
+
+
+def _starts_cell(text: str, index: int) -> bool:
+    """Does a new cell start at ``index``: a capitalised word, a quote, another number, the end?"""
+    while index < len(text) and text[index] == " ":
+        index += 1
+    if index >= len(text):
+        return True
+    here = text[index]
+    after = text[index + 1] if index + 1 < len(text) else " "
+    if here.isupper() and after.islower():
+        return True
+    return here in "\"“" or bool(_LEGAL_NUMBER_START.match(text, index))
+
+
+_RESULT_TAIL = "Chọn cơ quan thực hiện"
+
+
+def parse_results(text: str, issues: list[ParseIssue]) -> list[str]:
+    if not text or text.strip() == NO_INFO:
+        return []
+    text = text.split(_RESULT_TAIL, 1)[0]
+    names = [_tidy(m.group(1)) for m in re.finditer(r"(.+?)Mã: ?KQ[\w.]*Từ khóa.*?Mô tả"
+                                                     r"(?:Không có thông tin)?", text, re.S)]
+    if not names:
+        names = [_tidy(text)]
+    return [n for n in names if n]
+
+
+def split_outside_parentheses(text: str) -> list[str]:
+    """Split "A, B (x, y), C" at top-level commas."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_steps(text: str) -> list[str]:
+    if not text or text.strip() == NO_INFO:
+        return []
+    lines = [_tidy(line) for line in text.replace("\r", "").split("\n")]
+    return [line for line in lines if line]
+
+
+def parse_related(text: str) -> list[str]:
+    """The portal's related-procedures table: "#Tên thủ tục1<name>2<name>..." (names only)."""
+    if not text or text.strip() == NO_INFO:
+        return []
+    body = text.removeprefix("#Tên thủ tục")
+    return [_tidy(n) for n in re.split(r"(?:^|(?<=\D))\d{1,2}(?=[A-ZĐÀ-Ỹ])", body) if _tidy(n)]
+
+
+def _tidy(text: str | None) -> str:
+    """Collapse runs of spaces, strip edges, drop invisible marks the portal leaves in text."""
+    if not text:
+        return ""
+    text = text.replace("\u200e", "").replace("\u200b", "").replace("\xa0", " ")
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\n\s*\n+", "\n", text)
+    return text.strip()
+
+
+def _optional(text: Any) -> str | None:
+    text = _tidy(str(text)) if text else ""
+    return None if not text or text == NO_INFO else text
+
+
+# ---------------------------------------------------------------- the whole record
+
+# Records that the data's own README flags: liên thông procedures in an older version.
+KNOWN_OUTDATED = {
+    "2.000986": "older version of the liên thông procedure that still mentions the household "
+    "book (sổ hộ khẩu)",
+    "2.001023": "older version of the liên thông procedure that still mentions the household "
+    "book (sổ hộ khẩu)",
+}
+
+
+class RecordError(ValueError):
+    """A record that cannot become a Procedure at all (no code, no name...)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def parse_record(record: dict[str, Any], *, retrieved: str | None = None) -> Procedure:
+    """Turn one portal record into a Procedure; its ``issues`` list what was only partly parsed."""
+    if not isinstance(record, dict):
+        raise RecordError("record", "not a JSON object")
+    code = str(record.get("ma_thu_tuc") or "").strip()
+    if not code:
+        raise RecordError("ma_thu_tuc", "missing")
+    if not CODE_RE.match(code):
+        raise RecordError("ma_thu_tuc", f"not a national procedure code: {code[:40]!r}")
+    name = _tidy(str(record.get("ten_thu_tuc") or ""))
+    if not name:
+        raise RecordError("ten_thu_tuc", "empty name")
+    issues: list[ParseIssue] = []
+    documents, to_show, notes = parse_documents(_str(record, "thanh_phan_ho_so"), issues)
+    agency = _optional(record.get("co_quan_thuc_hien")) or _optional(
+        record.get("co_quan_co_tham_quyen")
+    )
+    return Procedure(
+        code=code,
+        name=name,
+        field=_tidy(_str(record, "linh_vuc")),
+        levels=split_outside_parentheses(_str(record, "cap_thuc_hien")),
+        kind=_tidy(_str(record, "loai_thu_tuc")),
+        agency=agency or "",
+        target_groups=split_outside_parentheses(_str(record, "doi_tuong_thuc_hien")),
+        steps=parse_steps(_str(record, "trinh_tu_thuc_hien")),
+        channels=parse_channels(_str(record, "cach_thuc_thuc_hien"), issues),
+        documents=documents,
+        documents_to_show=to_show,
+        notes=notes,
+        conditions=_optional(record.get("yeu_cau_dieu_kien")),
+        results=parse_results(_str(record, "ket_qua_xu_ly"), issues),
+        legal_basis=parse_legal_basis(_str(record, "can_cu_phap_ly"), issues),
+        decision=_optional(record.get("so_quyet_dinh")),
+        portal_url=_optional(record.get("detail_url")),
+        related=parse_related(_str(record, "thu_tuc_lien_quan")),
+        outdated=KNOWN_OUTDATED.get(code),
+        source=Source(
+            name=SOURCE_NAME,
+            url=_optional(record.get("detail_url")),
+            retrieved=retrieved,
+            file=_optional(record.get("_source_file")),
+        ),
+        issues=issues,
+    )
+
+
+def _str(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    return value if isinstance(value, str) else ""
