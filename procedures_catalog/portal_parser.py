@@ -181,8 +181,11 @@ def _amount(text: str) -> int | None:
 
 # ---------------------------------------------------------------- documents (thành phần hồ sơ)
 DOC_TABLE_HEAD = "Tên giấy tờMẫu đơn, tờ khaiSố lượng"
+# The count cell is glued to the next row; "01 bản sao có chứng thực ..." inside a row's text is
+# followed by a space and a lower-case word instead, and is not a count cell.
 _COUNT = re.compile(
     r"(\d+) (bản chính|bản sao|bản chụp)(?:\s*,\s*(\d+) (bản chính|bản sao|bản chụp))*"
+    r"(?!\s+[a-zđà-ỹ])"
 )
 _COUNT_ONE = re.compile(r"(\d+) (bản chính|bản sao|bản chụp)")
 _FORM_SUFFIX = re.compile(r"\.(?:docx?|pdf|xlsx?)(?:\.(?:docx?|pdf|xlsx?))*\s*$", re.IGNORECASE)
@@ -220,7 +223,12 @@ def parse_documents(text: str, issues: list[ParseIssue]) -> tuple[
             if kind == "note" or not any(counts.values()):
                 notes.append(_tidy(_BULLET.sub("", entry_text)))
                 continue
+            if not any(ch.isalpha() for ch in entry_text):
+                continue  # "...: 01 bản sao;1 bản sao": the count was already in the row's text
             doc = _document(entry_text, counts)
+            if not doc.name:
+                issues.append(ParseIssue("documents", "a count with no document name"))
+                continue
             doc.condition = doc.condition or condition
             doc.group = group
             (to_show if kind == "show" else to_submit).append(doc)
@@ -252,6 +260,8 @@ def _entries(body: str) -> tuple[list[tuple[str, dict[str, int]]], str]:
     position = 0
     for match in _COUNT.finditer(body):
         entry_text = body[position : match.start()]
+        if not entry_text.strip(" -+*•\n\t") and body[match.end() : match.end() + 1].isspace():
+            continue  # "01 bản chính Biên bản ...": a row that starts by saying how many
         counts = {"bản chính": 0, "bản sao": 0, "bản chụp": 0}
         for one in _COUNT_ONE.finditer(match.group(0)):
             counts[one.group(2)] += int(one.group(1))
@@ -290,7 +300,7 @@ def _glue_point(text: str, end: int) -> int:
             return j
         if (before.islower() or before.isdigit()) and here.isupper():
             return j
-    return 0
+    return text.rfind(" ", 0, end) + 1  # no visible seam: take the last word as the file name
 
 
 def _first_sentence(text: str) -> tuple[str, str | None]:
