@@ -44,7 +44,7 @@ i18n-extract: $(STAMP)
 		--project motcua-bot --copyright-holder "Một Cửa bot contributors" -o locales/messages.pot .
 
 i18n-update: $(STAMP)
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-location \
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages \
 		--ignore-obsolete --width 100
 
 # The bot reads the .po files directly; compiling is a syntax and completeness check.

@@ -61,7 +61,7 @@ async def main() -> None:
             await upgrade(db)
         else:
             db = await open_database(settings)
-        engine = build_engine(settings, db)
+        engine = await build_engine(settings, db)
         latencies: list[float] = []
         async with TestServer(build_web_app(settings, engine)) as server:
             endpoint = str(server.make_url("/api/messages"))

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.catalogue import CatalogueStore
 from bot.channels.web import MAX_BODY_BYTES, WebChannel
 from bot.config import Settings
 from bot.core.engine import DialogueEngine
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
+from procedures_catalog.loader import BUNDLED, Catalogue
+from procedures_catalog.schema import Unit
+from procedures_catalog.search import SearchIndex
 
 log = logging.getLogger("motcua.app")
 
@@ -25,26 +29,44 @@ class Services:
 
     settings: Settings
     db: Database
+    catalogue: Catalogue
+    search: SearchIndex
+
+    @property
+    def unit(self) -> Unit | None:
+        """The unit the bot speaks for (None if MOTCUA_UNIT names no known unit)."""
+        return self.catalogue.units.get(self.settings.unit)
 
 
 async def open_database(settings: Settings) -> Database:
-    """Open the configured database and bring its schema up to date."""
+    """Open the configured database, bring its schema up to date, load the bundled catalogue
+    into it the first time."""
     db = Database(settings.database_url)
     try:
         await upgrade(db)
+        if settings.catalogue in BUNDLED:
+            await CatalogueStore(db, settings.catalogue).ensure_bundled()
     except BaseException:
         await db.dispose()
         raise
     return db
 
 
-def build_engine(settings: Settings, db: Database) -> DialogueEngine:
+async def load_services(settings: Settings, db: Database) -> Services:
+    catalogue = await CatalogueStore(db, settings.catalogue).load()
+    if settings.unit not in catalogue.units:
+        log.warning("MOTCUA_UNIT=%s names no known unit", settings.unit)
+    log.info("catalogue %s: %d procedures", catalogue.name, len(catalogue))
+    return Services(settings, db, catalogue, SearchIndex(catalogue.procedures.values()))
+
+
+async def build_engine(settings: Settings, db: Database) -> DialogueEngine:
     from handlers import all_routers
 
     return DialogueEngine(
         db,
         all_routers(),
-        services=Services(settings=settings, db=db),
+        services=await load_services(settings, db),
         default_locale=settings.default_locale,
     )
 
@@ -67,7 +89,7 @@ async def serve(settings: Settings, on_ready: Callable[[int], None]) -> None:
     ``on_ready`` is called with the port actually bound (useful with port 0).
     """
     db = await open_database(settings)
-    engine = build_engine(settings, db)
+    engine = await build_engine(settings, db)
     app = build_web_app(settings, engine)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -43,6 +43,30 @@ def _parser(t) -> argparse.ArgumentParser:
     console.add_argument("--verbose", action="store_true", help=t("show log lines in the terminal"))
 
     commands.add_parser("migrate", help=t("create or upgrade the database schema"))
+
+    catalogue = commands.add_parser("catalogue", help=t("import, export and show procedures"))
+    catalogue_commands = catalogue.add_subparsers(dest="catalogue_command", metavar="ACTION")
+    imp = catalogue_commands.add_parser(
+        "import",
+        help=t("import a catalogue file: portal records (.jsonl), an export (.json) or a list (.csv, .xlsx)"),
+    )
+    imp.add_argument("file", help=t("the file to import"))
+    imp.add_argument("--dry-run", action="store_true", help=t("check the file, change nothing"))
+    imp.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help=t("import the valid records even if some are rejected (default: import nothing)"),
+    )
+    export = catalogue_commands.add_parser("export", help=t("write the catalogue out"))
+    export.add_argument("--json", action="store_true", required=True, help=t("as JSON"))
+    export.add_argument("--output", "-o", help=t("file to write (default: standard output)"))
+    show = catalogue_commands.add_parser("show", help=t("print what the bot says about a procedure"))
+    show.add_argument("code", help=t("national procedure code, e.g. 1.001193"))
+    for sub in (imp, export, show):
+        sub.add_argument(
+            "--catalogue", help=t("catalogue name (default: MOTCUA_CATALOGUE or commune)")
+        )
+    show.add_argument("--lang", choices=("vi", "en"), help=t("language of the answer"))
     return parser
 
 
@@ -61,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if getattr(args, "catalogue", None):
+        overrides["catalogue"] = args.catalogue
+    if args.command == "catalogue" and args.catalogue_command is None:
+        _parser(t).parse_args(["catalogue", "--help"])
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -69,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {variable}: {reason}", file=sys.stderr)
         return 2
     t = translator(settings.default_locale)
-    quiet = args.command == "console" and not args.verbose
+    quiet = args.command != "run" and not getattr(args, "verbose", False)
     _setup_logging("WARNING" if quiet else settings.log_level)
     try:
         return asyncio.run(_COMMANDS[args.command](args, settings, t))
@@ -116,7 +144,8 @@ async def _console(args: argparse.Namespace, settings, t) -> int:
     except _DB_ERRORS as exc:
         return _database_error(t, settings, exc)
     try:
-        await ConsoleChannel(build_engine(settings, db), conversation_id=args.conversation).run()
+        engine = await build_engine(settings, db)
+        await ConsoleChannel(engine, conversation_id=args.conversation).run()
     finally:
         await db.dispose()
     return 0
@@ -156,6 +185,15 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-_COMMANDS = {"run": _run, "console": _console, "migrate": _migrate}
+async def _catalogue(args: argparse.Namespace, settings, t) -> int:
+    from bot.catalogue_cli import run_catalogue_command
+
+    try:
+        return await run_catalogue_command(args, settings, t)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+
+
+_COMMANDS = {"run": _run, "console": _console, "migrate": _migrate, "catalogue": _catalogue}
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

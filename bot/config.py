@@ -25,11 +25,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Set when the web chat is served over HTTPS (behind a reverse proxy) so cookies are Secure.
     web_secure_cookies: bool = False
+    # Which catalogue the bot answers from ("commune" bundled by default, or "national"...).
+    catalogue: str = "commune"
+    # The unit (commune/ward) whose desk the bot speaks for; "demo" ships with the project.
+    unit: str = "demo"
 
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
         async_url(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("catalogue")
+    @classmethod
+    def _catalogue(cls, value: str) -> str:
+        if not value or len(value) > 32 or not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("must be a short name of letters, digits, - or _ (e.g. commune)")
         return value
 
     @field_validator("port")

@@ -3,6 +3,8 @@ and a chat helper so tests read like a conversation."""
 
 from __future__ import annotations
 
+import functools
+import functools
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -17,6 +19,10 @@ from bot.core.router import Router
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from handlers import all_routers
+from procedures_catalog.loader import Catalogue, load_bundled
+from procedures_catalog.search import SearchIndex
+from procedures_catalog.loader import Catalogue, load_bundled
+from procedures_catalog.search import SearchIndex
 
 POSTGRES_URL = os.environ.get("MOTCUA_TEST_POSTGRES_URL")
 REQUIRE_ALL = os.environ.get("MOTCUA_TEST_REQUIRE_ALL") == "1"
@@ -85,9 +91,20 @@ async def sqlite_db(tmp_path) -> AsyncIterator[Database]:
     await factory.close()
 
 
-def make_engine(db: Database, extra: Sequence[Router] = ()) -> DialogueEngine:
-    settings = load_settings(database_url=str(db.url.render_as_string(hide_password=False)))
-    return DialogueEngine(db, [*extra, *all_routers()], services=Services(settings=settings, db=db))
+@functools.cache
+def bundled_commune() -> tuple[Catalogue, SearchIndex]:
+    """The bundled commune catalogue, read once per test session (it is never modified)."""
+    catalogue = load_bundled("commune")
+    return catalogue, SearchIndex(catalogue.procedures.values())
+
+
+def make_engine(db: Database, extra: Sequence[Router] = (), **settings_overrides) -> DialogueEngine:
+    settings = load_settings(
+        database_url=str(db.url.render_as_string(hide_password=False)), **settings_overrides
+    )
+    catalogue, index = bundled_commune()
+    services = Services(settings=settings, db=db, catalogue=catalogue, search=index)
+    return DialogueEngine(db, [*extra, *all_routers()], services=services)
 
 
 @pytest.fixture

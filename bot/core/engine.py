@@ -84,10 +84,13 @@ class DialogueEngine:
                     row = await self._lock_conversation(session, incoming)
                     state = _state_of(row)
                     incoming = self._resolve_number(incoming, state)
-                    route, args = self._route_for(incoming, state)
-                    route_name = route.name
-                    ctx = self._context(incoming, state, session, args)
-                    replies = _as_list(await route.fn(ctx))
+                    for route, args in self._routes_for(incoming, state):
+                        route_name = route.name
+                        ctx = self._context(incoming, state, session, args)
+                        result = await route.fn(ctx)
+                        if result is not None:
+                            break
+                    replies = _as_list(result)
                     if any(reply.buttons for reply in replies):
                         state.choices = [b.payload for r in replies for b in r.buttons]
                     else:
@@ -114,11 +117,13 @@ class DialogueEngine:
         )
         return Turn(replies, locale)
 
-    def _route_for(self, incoming: Incoming, state: ConversationState) -> tuple[Route, str]:
+    def _routes_for(
+        self, incoming: Incoming, state: ConversationState
+    ) -> list[tuple[Route, str]]:
         if len(incoming.text) > MAX_TEXT_CHARS:
-            return self.routes.events["too_long"], str(len(incoming.text))
+            return [(self.routes.events["too_long"], str(len(incoming.text)))]
         if not incoming.text and not incoming.payload and not incoming.attachments:
-            return self.routes.events["empty"], ""
+            return [(self.routes.events["empty"], "")]
         return self.routes.resolve(incoming, state)
 
     def _resolve_number(self, incoming: Incoming, state: ConversationState) -> Incoming:

@@ -105,7 +105,8 @@ class Router:
         return register
 
     def text(self, predicate: Callable[[str], bool]) -> Callable[[HandlerFn], HandlerFn]:
-        """Handle free text for which ``predicate(folded_text)`` is true."""
+        """Handle free text for which ``predicate(folded_text)`` is true; the handler may still
+        decline by returning None, and the next text route (or the fallback) gets the message."""
 
         def register(fn: HandlerFn) -> HandlerFn:
             self.texts.append((predicate, self._route(fn)))
@@ -165,27 +166,27 @@ class RouteTable:
         # Longest prefix first so that "lang:set:" wins over "lang:".
         self._prefixes = sorted(self.payload_prefixes.items(), key=lambda kv: -len(kv[0]))
 
-    def resolve(self, incoming: Incoming, state: ConversationState) -> tuple[Route, str]:
-        """Pick the route for a message: payload, command, phrase, step, text, then fallback."""
+    def resolve(self, incoming: Incoming, state: ConversationState) -> list[tuple[Route, str]]:
+        """Routes for a message, in the order to try them: payload, command, phrase, step, then
+        free-text routes (each may decline by returning None) and the fallback."""
         if incoming.payload:
             if incoming.payload in self.payloads:
-                return self.payloads[incoming.payload], ""
+                return [(self.payloads[incoming.payload], "")]
             for prefix, route in self._prefixes:
                 if incoming.payload.startswith(prefix):
-                    return route, incoming.payload[len(prefix) :]
+                    return [(route, incoming.payload[len(prefix) :])]
         text = incoming.text.strip()
         if text.startswith("/"):
             word, _, rest = text[1:].partition(" ")
             name = word.split("@", 1)[0].lower()  # "/start@MotCuaBot" in group chats
             if name in self.commands:
-                return self.commands[name], rest.strip()
+                return [(self.commands[name], rest.strip())]
         folded = fold(text)
         if folded in self.phrases:
-            return self.phrases[folded], ""
+            return [(self.phrases[folded], "")]
         if state.step and state.step in self.steps:
-            return self.steps[state.step], ""
+            return [(self.steps[state.step], "")]
+        candidates = []
         if folded:
-            for predicate, route in self.texts:
-                if predicate(folded):
-                    return route, ""
-        return self.fallback, ""
+            candidates = [(route, "") for predicate, route in self.texts if predicate(folded)]
+        return [*candidates, (self.fallback, "")]
