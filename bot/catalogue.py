@@ -107,9 +107,7 @@ class CatalogueStore:
         catalogue = Catalogue(self.name)
         async with self.db.session() as session:
             documents = await session.scalars(
-                select(CatalogueProcedure.document).where(
-                    CatalogueProcedure.catalogue == self.name
-                )
+                select(CatalogueProcedure.document).where(CatalogueProcedure.catalogue == self.name)
             )
             for document in documents:
                 procedure = Procedure.from_dict(document)

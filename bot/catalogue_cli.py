@@ -44,9 +44,14 @@ async def _import(args: Namespace, store: CatalogueStore, t) -> int:
         progress.done()
     _print_report(report, t)
     if report.fatal or (report.rejected and not args.skip_invalid):
-        print(t("Nothing was imported; the catalogue is unchanged. Fix the file and try again"
-                "{hint}.", hint=t(", or use --skip-invalid") if not report.fatal else ""),
-              file=sys.stderr)
+        print(
+            t(
+                "Nothing was imported; the catalogue is unchanged. Fix the file and try again"
+                "{hint}.",
+                hint=t(", or use --skip-invalid") if not report.fatal else "",
+            ),
+            file=sys.stderr,
+        )
         return 1
     if report.rejected:
         bad = {p.line for p in report.rejected}
@@ -56,16 +61,29 @@ async def _import(args: Namespace, store: CatalogueStore, t) -> int:
         print(t("Dry run: nothing was written."))
         return 0
     result = await store.apply(report)
-    print(t("Catalogue “{name}”: {added} added, {updated} updated, {unchanged} unchanged.",
-            name=store.name, added=result.added, updated=result.updated,
-            unchanged=result.unchanged))
+    print(
+        t(
+            "Catalogue “{name}”: {added} added, {updated} updated, {unchanged} unchanged.",
+            name=store.name,
+            added=result.added,
+            updated=result.updated,
+            unchanged=result.unchanged,
+        )
+    )
     return 0
 
 
 def _print_report(report: ImportReport, t) -> None:
-    print(t("Read {path}: {ok} records imported ({partial} only partly parsed), {rejected} "
-            "rejected.", path=report.path, ok=len(report.procedures) - len(report.rejected),
-            partial=len(report.partial), rejected=len(report.rejected) + bool(report.fatal)))
+    print(
+        t(
+            "Read {path}: {ok} records imported ({partial} only partly parsed), {rejected} "
+            "rejected.",
+            path=report.path,
+            ok=len(report.procedures) - len(report.rejected),
+            partial=len(report.partial),
+            rejected=len(report.rejected) + bool(report.fatal),
+        )
+    )
     problems = report.problems()
     for problem in problems[:MAX_PROBLEMS_SHOWN]:
         print("  " + t("rejected: {problem}", problem=problem), file=sys.stderr)
@@ -99,8 +117,14 @@ async def _show(args: Namespace, store: CatalogueStore, settings) -> int:
     catalogue = await store.load()
     procedure = catalogue.get(args.code)
     if procedure is None:
-        print(t("No procedure with code {code} in catalogue “{name}”.", code=args.code,
-                name=store.name), file=sys.stderr)
+        print(
+            t(
+                "No procedure with code {code} in catalogue “{name}”.",
+                code=args.code,
+                name=store.name,
+            ),
+            file=sys.stderr,
+        )
         return 1
     unit = catalogue.units.get(settings.unit)
     print("\n\n".join(procedure_card.full_card(t, procedure, unit)))
@@ -119,8 +143,12 @@ class _Progress:
         if now - self.last >= 0.5 or done >= total:
             self.last = now
             percent = 100 * done // max(total, 1)
-            print("\r" + self.t("Reading… {percent}%", percent=percent), end="", file=sys.stderr,
-                  flush=True)
+            print(
+                "\r" + self.t("Reading… {percent}%", percent=percent),
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def done(self) -> None:
         print(file=sys.stderr)

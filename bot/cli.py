@@ -48,7 +48,10 @@ def _parser(t) -> argparse.ArgumentParser:
     catalogue_commands = catalogue.add_subparsers(dest="catalogue_command", metavar="ACTION")
     imp = catalogue_commands.add_parser(
         "import",
-        help=t("import a catalogue file: portal records (.jsonl), an export (.json) or a list (.csv, .xlsx)"),
+        help=t(
+            "import a catalogue file: portal records (.jsonl), an export (.json) "
+            "or a list (.csv, .xlsx)"
+        ),
     )
     imp.add_argument("file", help=t("the file to import"))
     imp.add_argument("--dry-run", action="store_true", help=t("check the file, change nothing"))
@@ -60,7 +63,9 @@ def _parser(t) -> argparse.ArgumentParser:
     export = catalogue_commands.add_parser("export", help=t("write the catalogue out"))
     export.add_argument("--json", action="store_true", required=True, help=t("as JSON"))
     export.add_argument("--output", "-o", help=t("file to write (default: standard output)"))
-    show = catalogue_commands.add_parser("show", help=t("print what the bot says about a procedure"))
+    show = catalogue_commands.add_parser(
+        "show", help=t("print what the bot says about a procedure")
+    )
     show.add_argument("code", help=t("national procedure code, e.g. 1.001193"))
     for sub in (imp, export, show):
         sub.add_argument(

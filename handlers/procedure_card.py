@@ -12,8 +12,8 @@ from procedures_catalog.schema import (
     Channel,
     DocumentRequirement,
     Fee,
-    ProcessingTime,
     Procedure,
+    ProcessingTime,
     TimeUnit,
     Unit,
 )
@@ -81,8 +81,10 @@ def times_summary(t: Translator, procedure: Procedure) -> str:
 
 def summary(t: Translator, procedure: Procedure, unit: Unit | None) -> str:
     """The first message: what it is, result, time, fees, and whether this desk handles it."""
-    lines = [f"📋 {procedure.name}", t("Code: {code} · Field: {field}", code=procedure.code,
-                                      field=procedure.field or "—")]
+    lines = [
+        f"📋 {procedure.name}",
+        t("Code: {code} · Field: {field}", code=procedure.code, field=procedure.field or "—"),
+    ]
     if procedure.results:
         lines.append(t("Result: {result}", result="; ".join(procedure.results)))
     lines.append(t("Processing time: {time}", time=times_summary(t, procedure)))
@@ -93,8 +95,11 @@ def summary(t: Translator, procedure: Procedure, unit: Unit | None) -> str:
         else:
             where = procedure.agency or t("the agency named on the National Public Service Portal")
             lines.append(
-                t("⚠️ {unit} does not handle this procedure. Where to go: {where}.",
-                  unit=unit.name, where=where)
+                t(
+                    "⚠️ {unit} does not handle this procedure. Where to go: {where}.",
+                    unit=unit.name,
+                    where=where,
+                )
             )
     if procedure.outdated:
         lines.append(t("⚠️ This record may be out of date; please check with the desk staff."))
@@ -131,8 +136,10 @@ def _document_lines(t: Translator, docs: list[DocumentRequirement]) -> list[str]
 def documents(t: Translator, procedure: Procedure) -> str:
     """Thành phần hồ sơ as a checklist, then what to show at the desk."""
     if not procedure.documents and not procedure.documents_to_show:
-        return t("The published record lists no documents for this procedure. Please ask the "
-                 "desk staff what to bring.")
+        return t(
+            "The published record lists no documents for this procedure. Please ask the "
+            "desk staff what to bring."
+        )
     lines = []
     if procedure.documents:
         lines.append(t("Documents to submit:"))
@@ -141,8 +148,9 @@ def documents(t: Translator, procedure: Procedure) -> str:
         lines.append(t("Documents to show at the desk:"))
         lines += _document_lines(t, procedure.documents_to_show)
     if procedure.notes:
-        lines.append(t("The official record has {n} more notes on special cases.",
-                       n=len(procedure.notes)))
+        lines.append(
+            t("The official record has {n} more notes on special cases.", n=len(procedure.notes))
+        )
     return "\n".join(lines)
 
 
@@ -159,22 +167,34 @@ def fees_and_times(t: Translator, procedure: Procedure, unit: Unit | None) -> st
     if any(o.time.unit_inferred for o in procedure.channels):
         lines.append(t("* The record gives only the number; it is counted in working days."))
     for note in notes:
-        short = note if len(note) <= MAX_NOTE_CHARS else note[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] + "…"
+        short = (
+            note if len(note) <= MAX_NOTE_CHARS else note[:MAX_NOTE_CHARS].rsplit(" ", 1)[0] + "…"
+        )
         lines.append(t("Note: {note}", note=short))
     override = unit.overrides.get(procedure.code, {}) if unit else {}
     if override.get("fee"):
-        lines.append(t("At {unit}: {fee} (source: {source})", unit=unit.name, fee=override["fee"],
-                       source=override.get("source", "—")))
+        lines.append(
+            t(
+                "At {unit}: {fee} (source: {source})",
+                unit=unit.name,
+                fee=override["fee"],
+                source=override.get("source", "—"),
+            )
+        )
     return "\n".join(lines)
 
 
 def online(t: Translator, procedure: Procedure) -> str:
     if procedure.channel(Channel.ONLINE) is None:
-        return t("The published record lists no online submission for this procedure. "
-                 "Please submit it at the desk.")
+        return t(
+            "The published record lists no online submission for this procedure. "
+            "Please submit it at the desk."
+        )
     url = procedure.portal_url or "https://dichvucong.gov.vn"
-    return t("You can submit this procedure online on the National Public Service Portal:\n{url}",
-             url=url)
+    return t(
+        "You can submit this procedure online on the National Public Service Portal:\n{url}",
+        url=url,
+    )
 
 
 def where(t: Translator, unit: Unit | None) -> str:
@@ -199,14 +219,21 @@ def legal(t: Translator, procedure: Procedure) -> str:
     if procedure.legal_basis:
         lines.append(t("Legal basis:"))
         for basis in procedure.legal_basis[:MAX_LEGAL_ROWS]:
-            lines.append(f"• {basis.number} — {basis.title}" if basis.number else f"• {basis.title}")
+            lines.append(
+                f"• {basis.number} — {basis.title}" if basis.number else f"• {basis.title}"
+            )
         if len(procedure.legal_basis) > MAX_LEGAL_ROWS:
             lines.append(t("… and {n} more.", n=len(procedure.legal_basis) - MAX_LEGAL_ROWS))
     if procedure.decision:
         lines.append(t("Announced by decision: {decision}", decision=procedure.decision))
     if procedure.source:
-        lines.append(t("Source: {source}, retrieved {date}.", source=procedure.source.name,
-                       date=procedure.source.retrieved or "—"))
+        lines.append(
+            t(
+                "Source: {source}, retrieved {date}.",
+                source=procedure.source.name,
+                date=procedure.source.retrieved or "—",
+            )
+        )
         if procedure.source.url:
             lines.append(procedure.source.url)
     return "\n".join(lines) or t("The published record gives no legal basis.")

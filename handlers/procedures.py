@@ -31,8 +31,10 @@ async def ask_query(ctx: Context) -> Reply:
         if catalogue.get(code)
     ]
     return Reply(
-        t("What do you need to do? Type a few words, e.g. “birth registration”, “certified copy”, "
-          "“marriage”, or choose below."),
+        t(
+            "What do you need to do? Type a few words, e.g. “birth registration”, "
+            "“certified copy”, “marriage”, or choose below."
+        ),
         [*buttons, Button(t("🏠 Main menu"), "menu")],
     )
 
@@ -60,8 +62,7 @@ async def show(ctx: Context) -> Reply:
     return _card(ctx, ctx.args)
 
 
-@router.payload("proc:docs:", "proc:fees:", "proc:online:", "proc:where:", "proc:law:",
-                prefix=True)
+@router.payload("proc:docs:", "proc:fees:", "proc:online:", "proc:where:", "proc:law:", prefix=True)
 async def show_section(ctx: Context) -> Reply:
     """Show one section of a procedure's card."""
     procedure = ctx.services.catalogue.get(ctx.args)
@@ -84,16 +85,21 @@ def _answer(ctx: Context, query: str, *, keep_asking: bool) -> Reply:
     hits = ctx.services.search.search(query, limit=5)
     if not hits:
         return Reply(
-            t("I could not find a procedure for “{query}”. Please try other words, or ask "
-              "the desk staff.", query=_short(query, 80)),
+            t(
+                "I could not find a procedure for “{query}”. Please try other words, or ask "
+                "the desk staff.",
+                query=_short(query, 80),
+            ),
             [Button(t("🏠 Main menu"), "menu")],
         )
     ctx.state.clear_flow()
     if len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_LEAD:
         return _card(ctx, hits[0].code)
     buttons = [Button(_short(hit.name), f"proc:show:{hit.code}") for hit in hits]
-    return Reply(t("I found several procedures. Which one do you mean?"),
-                 [*buttons, Button(t("🏠 Main menu"), "menu")])
+    return Reply(
+        t("I found several procedures. Which one do you mean?"),
+        [*buttons, Button(t("🏠 Main menu"), "menu")],
+    )
 
 
 def _card(ctx: Context, code: str) -> Reply:

@@ -79,7 +79,9 @@ def read_catalogue_file(
     elif suffix == ".xlsx":
         report = _read_list(path, _xlsx_rows(path))
     else:
-        raise CatalogueFileError(f"{path}: unknown format {suffix!r} (use .jsonl, .json, .csv, .xlsx)")
+        raise CatalogueFileError(
+            f"{path}: unknown format {suffix!r} (use .jsonl, .json, .csv, .xlsx)"
+        )
     _check_duplicates(report)
     return report
 
@@ -105,17 +107,21 @@ def _read_jsonl(path: Path, retrieved: str | None, progress: Progress | None) ->
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
+                record = json.loads(text)
             except UnicodeDecodeError as exc:
                 report.fatal = Problem(number, "record", f"not UTF-8 text ({exc.reason})")
                 return report
             except json.JSONDecodeError as exc:
+                # An error in the last few characters means the record was cut off.
                 reason = (
                     "the line ends before the record does (truncated file?)"
-                    if "Unterminated" in exc.msg or "Expecting" in exc.msg
+                    if exc.pos >= len(text.rstrip()) - 6
                     else exc.msg
                 )
-                report.fatal = Problem(number, "record", f"invalid JSON at column {exc.colno}: {reason}")
+                report.fatal = Problem(
+                    number, "record", f"invalid JSON at column {exc.colno}: {reason}"
+                )
                 return report
             try:
                 report.procedures.append(parse_record(record, retrieved=retrieved))
@@ -180,8 +186,7 @@ LIST_COLUMNS = {
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        for number, row in enumerate(csv.reader(fh), start=1):
-            yield number, row
+        yield from enumerate(csv.reader(fh), start=1)
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -217,9 +222,13 @@ def _read_list(path: Path, rows: Iterator[tuple[int, list[str]]]) -> ImportRepor
         report.fatal = Problem(0, "file", f"unreadable spreadsheet: {exc}")
         return report
     if columns is None:
-        wanted = ", ".join(f"'{names[0]}'" for names in (LIST_COLUMNS["code"], LIST_COLUMNS["name"]))
+        wanted = ", ".join(
+            f"'{names[0]}'" for names in (LIST_COLUMNS["code"], LIST_COLUMNS["name"])
+        )
         report.fatal = Problem(
-            1, "columns", f"no header row with the columns {wanted} (Mã số, Tên) in the first 20 rows"
+            1,
+            "columns",
+            f"no header row with the columns {wanted} (Mã số, Tên) in the first 20 rows",
         )
     return report
 

@@ -9,8 +9,10 @@ so that nothing is silently dropped: the original text always stays in the recor
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
+from procedures_catalog.normalize import fold, strip_marks
 from procedures_catalog.schema import (
     CODE_RE,
     Channel,
@@ -19,8 +21,8 @@ from procedures_catalog.schema import (
     Fee,
     LegalBasis,
     ParseIssue,
-    ProcessingTime,
     Procedure,
+    ProcessingTime,
     Source,
     TimeUnit,
 )
@@ -139,18 +141,31 @@ def _parse_fees(text: str, issues: list[ParseIssue]) -> tuple[list[Fee], str]:
             if amount is None:
                 issues.append(ParseIssue("fees", f"unreadable amount {match.group(1)!r}"))
             currency = "USD" if match.group(2) == "USD" else "VND"
-            fee, rest = Fee(amount=amount, currency=currency, text=match.group(0)), rest[match.end():]
+            fee, rest = (
+                Fee(amount=amount, currency=currency, text=match.group(0)),
+                rest[match.end() :],
+            )
         note, rest = _parenthesised(rest)
         if note is not None:
             inner = note.strip("() ")
             if inner.startswith("/") or re.fullmatch(r"đồng/\S+", inner):
                 fee.per = inner.split("/", 1)[1].strip() or None
             fee.text = f"{fee.text} ({inner})" if inner else fee.text
+        if fee.per is None and fee.amount and note:
+            fee.per = _per_from_note(note, fee.amount)
         fee.set_by_province = bool(_PROVINCE_SET.search(fee.text))
         fees.append(fee)
     if not fees:
         issues.append(ParseIssue("fees", f"no fee cell: {text[:60]!r}"))
     return fees, rest
+
+
+def _per_from_note(note: str, amount: int) -> str | None:
+    """ "400.000đ/trường hợp" in the note of a 400,000 fee -> "trường hợp"."""
+    for match in re.finditer(r"(\d[\d.,]*)\s*(?:đ|đồng|VNĐ|vnđ)\s*/\s*([^,.;:()\d]{1,60})", note):
+        if _amount(match.group(1)) == amount:
+            return " ".join(match.group(2).split()[:6]) or None
+    return None
 
 
 def _parenthesised(text: str) -> tuple[str | None, str]:
@@ -172,7 +187,7 @@ def _number(text: str) -> float:
 
 
 def _amount(text: str) -> int | None:
-    """"2,000" / "2.000" / "200000" -> 2000 / 2000 / 200000 (both separators group thousands)."""
+    """ "2,000" / "2.000" / "200000" -> 2000 / 2000 / 200000 (both separators group thousands)."""
     text = text.rstrip(".,")
     if not _VALID_AMOUNT.fullmatch(text):
         return None
@@ -190,13 +205,16 @@ _COUNT = re.compile(
 _COUNT_ONE = re.compile(r"(\d+) (bản chính|bản sao|bản chụp)")
 _FORM_SUFFIX = re.compile(r"\.(?:docx?|pdf|xlsx?)(?:\.(?:docx?|pdf|xlsx?))*\s*$", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-+•*]+|[a-zđ]\)|\d+(?:\.\d+)*[.)])\s*", re.IGNORECASE)
-_CONDITION = re.compile(r"(?:^|\b)((?:[Tt]rong )?[Tt]rường hợp [^.;:]{3,160}?)(?: thì |[.;:]|$)")
+_CONDITION = re.compile(
+    r"(?<![Tt]rừ )\b((?:[Tt]rong )?[Tt]rường hợp [^.;:]{3,300}?|[Nn]ếu [^.;:]{3,300}?)"
+    r"(?P<end> thì |[.;:]|$)"
+)
 _CONDITION_HEADING = re.compile(r"^(Trường hợp|Đối với|Nếu|Khi)\b", re.IGNORECASE)
 
 
-def parse_documents(text: str, issues: list[ParseIssue]) -> tuple[
-    list[DocumentRequirement], list[DocumentRequirement], list[str]
-]:
+def parse_documents(
+    text: str, issues: list[ParseIssue]
+) -> tuple[list[DocumentRequirement], list[DocumentRequirement], list[str]]:
     """Return (documents to submit, documents to show, notes) from the dossier table(s).
 
     The text is one or more tables, each "<heading>Tên giấy tờMẫu đơn, tờ khaiSố lượng<rows>",
@@ -220,7 +238,11 @@ def parse_documents(text: str, issues: list[ParseIssue]) -> tuple[
         last = number == len(chunks) - 1
         kind, condition, group = _section(heading)
         for entry_text, counts in entries:
-            if kind == "note" or not any(counts.values()):
+            if (
+                kind == "note"
+                or not any(counts.values())
+                or _BULLET.sub("", entry_text).lower().startswith("lưu ý")
+            ):
                 notes.append(_tidy(_BULLET.sub("", entry_text)))
                 continue
             if not any(ch.isalpha() for ch in entry_text):
@@ -275,20 +297,56 @@ def _document(text: str, counts: dict[str, int]) -> DocumentRequirement:
     form = None
     suffix = _FORM_SUFFIX.search(text)
     if suffix:
-        start = _glue_point(text, suffix.start())
-        form = text[start:].strip()
-        text = text[:start].rstrip(" ;,")
+        start = _form_start(text, suffix.start())
+        form = text[start:].strip().lstrip(".")
+        text = text[:start].rstrip(" ;,.")
     name, details = _first_sentence(text)
-    condition_match = _CONDITION.search(text)
     return DocumentRequirement(
         name=name,
         originals=counts["bản chính"],
         copies=counts["bản sao"],
         photocopies=counts["bản chụp"],
-        condition=condition_match.group(1).strip() if condition_match else None,
+        condition=_condition(name),
         form=form,
         details=details,
     )
+
+
+def _condition(name: str) -> str | None:
+    """The case in which a paper is needed, read from the first clause of its name only.
+
+    "Giấy chứng sinh; trường hợp không có ... thì nộp văn bản ..." names an alternative, not a
+    condition; "trừ trường hợp ..." is an exception; "Trường hợp ... thì không phải nộp" is an
+    exemption. None of these is the condition of the paper.
+    """
+    first_clause = name.split(";", 1)[0]
+    for match in _CONDITION.finditer(first_clause):
+        after = first_clause[match.end() : match.end() + 20].lower()
+        if match.group("end") == " thì " and after.startswith("không phải"):
+            continue
+        condition = match.group(1).strip()
+        if condition.count(")") > condition.count("("):
+            condition = condition.rstrip(")").rstrip()
+        return condition
+    return None
+
+
+def _form_start(text: str, end: int) -> int:
+    """Where a form's file name glued to the end of a row starts.
+
+    Portal file names are often Vietnamese with the accents stripped and spaces removed
+    ("1.MuCT01banhnhkmtheoThngts53.doc"): then the name is the whole run of non-space ASCII
+    characters back to ")", ";" or ":". Otherwise ("...Bộ Công an)Mẫu DC02 Phiếu ... cước.doc")
+    it starts at the last visible seam.
+    """
+    copy_marker = re.search(r"\s\(\d+\)$", text[:end])  # "...kinht (1).doc"
+    run_start = copy_marker.start() if copy_marker else end
+    while run_start > 0 and not text[run_start - 1].isspace() and text[run_start - 1] not in ");:":
+        run_start -= 1
+    run = text[run_start : copy_marker.start() if copy_marker else end].lstrip(".")
+    if len(run) >= 6 and run.isascii():
+        return run_start
+    return _glue_point(text, end)
 
 
 def _glue_point(text: str, end: int) -> int:
@@ -314,6 +372,39 @@ def _first_sentence(text: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- legal basis, results, others
 LEGAL_HEAD = "Tên văn bản pháp lýMã văn bản"
 _LEGAL_NUMBER_START = re.compile(r"\d+(?:\.\d+)?/\d{4}/")
+_LEGAL_LAST_NUMBER = re.compile(r"\d+(?:\.\d+)?/\d{4}/[A-ZĐ][A-Za-zĐđ0-9\-]*")
+_TYPE_ONLY_TITLES = frozenset(
+    fold(t)
+    for t in (
+        "",
+        "Luật",
+        "Bộ luật",
+        "Nghị định",
+        "Nghị định số",
+        "Thông tư",
+        "Thông tư số",
+        "Thông tư liên tịch",
+        "Quyết định",
+        "Quyết định số",
+        "Nghị quyết",
+        "Nghị quyết số",
+    )
+)
+_CAPITAL_TITLE_WORDS = tuple(
+    w.upper()
+    for w in (
+        "Thông tư",
+        "Nghị định",
+        "Luật",
+        "Quyết định",
+        "Nghị quyết",
+        "Ban hành",
+        "Sửa đổi",
+        "Quy định",
+        "Hướng dẫn",
+        "Bộ luật",
+    )
+)
 _LEGAL_SUFFIX_CHARS = re.compile(r"[A-Za-zĐđ0-9\-]*")
 # The issuer part of a number: "TT-BTC", "NĐ-CP", "QĐ-TTg", "NQ-HĐND", "TTLT-BTC-BTP", "QH13".
 # Digits follow only a legislature ("QH13", "UBTVQH15"), so "NĐ-CP280/..." ends after "CP".
@@ -337,52 +428,114 @@ def parse_legal_basis(text: str, issues: list[ParseIssue]) -> list[LegalBasis]:
     position = scan = 0
     while match := _LEGAL_NUMBER_START.search(body, scan):
         scan = match.start() + 1
+        if _inside_a_number(body, match.start()):
+            continue
         suffix = _LEGAL_SUFFIX_CHARS.match(body, match.end()).group(0)
-        for length in range(len(suffix), 0, -1):
+        # First the clear seams; a lower-case word glued on is the last resort, since
+        # "TT-BTCVề ..." must end at "TT-BTC" (before "Về"), not at "TT-BTCV".
+        candidates = [
+            (strict, length)
+            for strict in (True, False)
+            for length in range(len(suffix), 0, -1)
+            if _LEGAL_SUFFIX.fullmatch(suffix[:length])
+        ]
+        for strict, length in candidates:
             end = match.end() + length
-            if _LEGAL_SUFFIX.fullmatch(suffix[:length]) and _starts_cell(body, end):
+            if _starts_cell(body, end, suffix[:length], strict=strict):
                 break
         else:
             continue  # a number inside a title ("Nghị định số 123/2015/NĐ-CP ngày ...")
-        title = _tidy(body[position : match.start()])
-        number = body[match.start() : end].strip()
-        if not title and rows:  # "Luật 60/2014/QH13" + "60/2014/QH13": the title held the number
-            rows[-1] = LegalBasis(f"{rows[-1].title} {rows[-1].number}", number)
-        elif title:
-            rows.append(LegalBasis(title, number))
+        start = _without_year_prefix(body, match)
+        title = _tidy(body[position:start])
+        if fold(title) in _TYPE_ONLY_TITLES:
+            continue  # "Luật 60/2014/QH13" + "60/2014/QH13": the number belongs to the title
+        following = _LEGAL_NUMBER_START.match(body, end)
+        if following and following.group(0) in body[position:end]:
+            continue  # "...bởi Nghị định số 07/2025/NĐ-CP" + "280/2025/NĐ-CP" named in the title
+        rows.append(LegalBasis(title, body[start:end].strip()))
         position = scan = end
     leftover = _tidy(body[position:])
-    if leftover:
+    last = list(_LEGAL_LAST_NUMBER.finditer(leftover))
+    if leftover and last and last[-1].end() == len(leftover):
+        # The last row's title was only "Luật"/"Thông tư" or the number itself.
+        rows.append(LegalBasis(title=leftover, number=last[-1].group(0)))
+    elif leftover:
         issues.append(ParseIssue("legal_basis", f"row without a number: {leftover[:60]!r}"))
         rows.append(LegalBasis(title=leftover))
     return rows
 
 
-def _starts_cell(text: str, index: int) -> bool:
-    """Does a new cell start at ``index``: a capitalised word, a quote, another number, the end?"""
+def _starts_cell(text: str, index: int, suffix: str, *, strict: bool = True) -> bool:
+    """Does a new cell start at ``index`` (just after a number ending in ``suffix``)?
+
+    Yes for a capitalised word, a title in capitals ("THÔNG TƯ SỬA ĐỔI"), a quote, another
+    number, or the end; and for a lower-case word glued straight onto an all-capitals issuer
+    ("257/2016/TT-BTCsửa đổi ...").
+    """
+    glued = index < len(text) and text[index] != " "
     while index < len(text) and text[index] == " ":
         index += 1
     if index >= len(text):
         return True
     here = text[index]
     after = text[index + 1] if index + 1 < len(text) else " "
-    if here.isupper() and after.islower():
+    if here.isupper() and after.islower() and _word_onset(here, after):
         return True
-    return here in "\"“" or bool(_LEGAL_NUMBER_START.match(text, index))
+    if here.isupper() and text[index : index + 12].upper().startswith(_CAPITAL_TITLE_WORDS):
+        return True
+    if not strict and glued and here.islower() and suffix[-1].isupper():
+        return True
+    return here in '"“' or bool(_LEGAL_NUMBER_START.match(text, index))
+
+
+_VOWELS = frozenset("aeiouy")
+_ONSETS = frozenset({"ch", "gh", "kh", "ng", "nh", "ph", "th", "tr"})
+
+
+def _word_onset(first: str, second: str) -> bool:
+    """Can a Vietnamese word start with these two letters? ("Cs" cannot: in "TT-BTCsửa" the
+    number ends after "BTC", it does not end at "BT" before a word "Csửa")."""
+    if strip_marks(second).lower() in _VOWELS or strip_marks(first).lower() in _VOWELS:
+        return True
+    return (first + second).lower().replace("đ", "d") in _ONSETS
+
+
+def _inside_a_number(text: str, index: int) -> bool:
+    """Is ``index`` in the middle of digits ("6|0/2014/...") rather than after an issuer code
+    such as "QH13" whose digits the next number is glued to ("QH13|60/2014/QH13")?"""
+    start = index
+    while start > 0 and text[start - 1].isdigit():
+        start -= 1
+    if text[max(start - 2, 0) : start] == "QH":  # "QH1360/2014/QH13": "13" belongs to QH
+        return index != start + 2
+    return index != start
+
+
+def _without_year_prefix(text: str, match: re.Match[str]) -> int:
+    """ "Luật Cư trú 202068/2020/QH14": the title's year ran into the number; skip it."""
+    digits = re.match(r"\d+", text[match.start() :]).group(0)
+    if len(digits) > 4 and re.match(r"(19|20)\d\d", digits):
+        return match.start() + 4
+    return match.start()
 
 
 _RESULT_TAIL = "Chọn cơ quan thực hiện"
 
 
+_RESULT_CODE = re.compile(r"Mã: ?KQ[.-][A-Z]\d{2}\.\d{6}")
+_RESULT_META = re.compile(r"^Từ khóa.*?Mô tả(?:Không có thông tin)?", re.S)
+
+
 def parse_results(text: str, issues: list[ParseIssue]) -> list[str]:
+    """Result names: "<name>Mã: KQ...[Từ khóa...Mô tả...]<name>Mã: KQ...Từ khóa..."."""
     if not text or text.strip() == NO_INFO:
         return []
     text = text.split(_RESULT_TAIL, 1)[0]
-    names = [_tidy(m.group(1)) for m in re.finditer(r"(.+?)Mã: ?KQ[\w.]*Từ khóa.*?Mô tả"
-                                                     r"(?:Không có thông tin)?", text, re.S)]
-    if not names:
-        names = [_tidy(text)]
-    return [n for n in names if n]
+    parts = _RESULT_CODE.split(text)
+    if len(parts) == 1:
+        return [_tidy(text)] if _tidy(text) else []
+    names = [_tidy(_RESULT_META.sub("", part)) for part in parts[:-1]]
+    return [name for name in names if name]
 
 
 def split_outside_parentheses(text: str) -> list[str]:
@@ -419,6 +572,7 @@ def _tidy(text: str | None) -> str:
     """Collapse runs of spaces, strip edges, drop invisible marks the portal leaves in text."""
     if not text:
         return ""
+    text = unicodedata.normalize("NFC", text)
     text = text.replace("\u200e", "").replace("\u200b", "").replace("\xa0", " ")
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r"\n\s*\n+", "\n", text)

@@ -4,7 +4,6 @@ and a chat helper so tests read like a conversation."""
 from __future__ import annotations
 
 import functools
-import functools
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -19,8 +18,6 @@ from bot.core.router import Router
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from handlers import all_routers
-from procedures_catalog.loader import Catalogue, load_bundled
-from procedures_catalog.search import SearchIndex
 from procedures_catalog.loader import Catalogue, load_bundled
 from procedures_catalog.search import SearchIndex
 

@@ -117,9 +117,7 @@ class DialogueEngine:
         )
         return Turn(replies, locale)
 
-    def _routes_for(
-        self, incoming: Incoming, state: ConversationState
-    ) -> list[tuple[Route, str]]:
+    def _routes_for(self, incoming: Incoming, state: ConversationState) -> list[tuple[Route, str]]:
         if len(incoming.text) > MAX_TEXT_CHARS:
             return [(self.routes.events["too_long"], str(len(incoming.text)))]
         if not incoming.text and not incoming.payload and not incoming.attachments:

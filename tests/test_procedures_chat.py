@@ -1,0 +1,131 @@
+"""Finding a procedure and reading its card in chat, through the neutral types."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.messages import MAX_PAYLOAD_BYTES
+from bot.i18n import translator
+from handlers import procedure_card
+from procedures_catalog.schema import Unit
+from tests.conftest import Chat, bundled_commune, make_engine
+
+
+async def test_menu_button_asks_and_search_shows_the_card(chat: Chat) -> None:
+    await chat.press("proc:search")
+    assert chat.text.startswith("Bạn cần làm thủ tục gì?")
+    assert "proc:show:1.001193" in chat.payloads
+    await chat.say("xac nhan tinh trang hon nhan")
+    assert chat.text.startswith("📋 Thủ tục cấp Giấy xác nhận tình trạng hôn nhân")
+    assert "Mã thủ tục: 1.004873" in chat.text
+    assert "Nơi nộp: Bộ phận Một cửa Xã Minh Họa" in chat.text
+    assert chat.buttons[:5] == [
+        "📄 Giấy tờ cần chuẩn bị",
+        "💰 Phí và thời hạn",
+        "🌐 Nộp trực tuyến",
+        "📍 Nơi nộp, giờ làm việc",
+        "📚 Căn cứ pháp lý",
+    ]
+
+
+async def test_card_sections_birth_registration(chat: Chat) -> None:
+    await chat.press("proc:show:1.001193")
+    assert "Phí, lệ phí: miễn phí" in chat.text
+    await chat.press("proc:docs:1.001193")
+    assert chat.text.startswith("Giấy tờ cần nộp:")
+    assert "☐ Giấy chứng sinh" in chat.text and "1 bản chính" in chat.text
+    assert "Giấy tờ cần xuất trình:" in chat.text
+    await chat.press("proc:fees:1.001193")
+    assert "• Trực tuyến: 1 ngày làm việc* — miễn phí" in chat.text
+    assert "* Dữ liệu công bố chỉ ghi con số" in chat.text
+    await chat.press("proc:online:1.001193")
+    assert "https://dichvucong.gov.vn/thu-tuc-hanh-chinh/" in chat.text
+    await chat.press("proc:where:1.001193")
+    assert "Giờ làm việc:" in chat.text and "đơn vị trình diễn" in chat.text
+    await chat.press("proc:law:1.001193")
+    assert "123/2015/NĐ-CP" in chat.text and "Nguồn: Cổng Dịch vụ công quốc gia" in chat.text
+
+
+async def test_certified_copy_fee_per_page(chat: Chat) -> None:
+    await chat.press("proc:fees:2.000815")
+    assert "2.000 đồng/trang" in chat.text
+    assert "từ trang thứ 3 trở lên thu 1.000 đồng/trang" in chat.text
+    assert "200.000 đồng/bản" in chat.text
+
+
+async def test_typing_a_code_opens_the_card(chat: Chat) -> None:
+    await chat.say("cho hỏi thủ tục 1.000656")
+    assert chat.text.startswith("📋 Thủ tục đăng ký khai tử")
+
+
+async def test_several_matches_offer_a_choice(chat: Chat) -> None:
+    await chat.say("hộ kinh doanh")
+    assert chat.text == "Tôi tìm thấy một số thủ tục. Bạn cần thủ tục nào?"
+    assert all(p.startswith("proc:show:") for p in chat.payloads[:-1])
+    assert chat.payloads[-1] == "menu"
+
+
+async def test_nothing_found_says_so_and_keeps_asking(chat: Chat) -> None:
+    await chat.press("proc:search")
+    await chat.say("xyzzy plugh")
+    assert chat.text.startswith("Tôi chưa tìm thấy thủ tục nào cho “xyzzy plugh”")
+    await chat.say("khai tu")  # still in the search step: this is searched, not "not understood"
+    offered = chat.text.startswith("📋 Thủ tục đăng ký khai tử") or (
+        chat.payloads and chat.payloads[0] == "proc:show:1.000656"
+    )
+    assert offered, chat.text
+
+
+async def test_free_text_without_a_match_gets_the_fallback(chat: Chat) -> None:
+    await chat.say("trời hôm nay đẹp quá")
+    assert chat.text.startswith("Xin lỗi, tôi chưa hiểu ý bạn.")
+
+
+async def test_procedure_not_applied_at_the_unit_says_where_to_go(chat: Chat) -> None:
+    await chat.press("proc:show:1.004222")  # permanent residence: the commune police
+    assert "⚠️ Xã Minh Họa không giải quyết thủ tục này. Nơi thực hiện:" in chat.text
+
+
+async def test_card_in_english(chat: Chat) -> None:
+    await chat.say("english")
+    await chat.press("proc:show:1.001193")
+    assert "Code: 1.001193 · Field: Hộ tịch" in chat.text
+    assert "Fees: free of charge" in chat.text
+    assert "official Vietnamese ones" in chat.text
+    assert chat.buttons[0] == "📄 Documents"
+
+
+async def test_unknown_code_in_a_stale_button(chat: Chat) -> None:
+    await chat.press("proc:docs:9.999999")
+    assert chat.text == "Thủ tục này không còn trong danh mục."
+    assert chat.payloads[-1] == "lang:choose"
+
+
+async def test_unit_fee_override_is_shown_with_its_source(db) -> None:
+    engine = make_engine(db)
+    catalogue, _ = bundled_commune()
+    unit = Unit(
+        id="override-test",
+        name="Phường Thử",
+        province="Tỉnh Thử",
+        applied_codes=["1.004873"],
+        overrides={"1.004873": {"fee": "5.000 đồng", "source": "Nghị quyết số 01/2025/NQ-HĐND"}},
+    )
+    assert engine.services.catalogue is catalogue  # the same object handlers use
+    text = procedure_card.fees_and_times(translator("vi"), catalogue.get("1.004873"), unit)
+    assert "Tại Phường Thử: 5.000 đồng (nguồn: Nghị quyết số 01/2025/NQ-HĐND)" in text
+    assert "mức thu do Hội đồng nhân dân tỉnh quyết định" in text
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+def test_every_card_renders_and_fits_the_channels(databases) -> None:
+    """All 319 procedures: every section renders in both languages; payloads fit 64 bytes."""
+    catalogue, _ = bundled_commune()
+    unit = catalogue.units["demo"]
+    for locale in ("vi", "en"):
+        t = translator(locale)
+        for procedure in catalogue.procedures.values():
+            sections = procedure_card.full_card(t, procedure, unit)
+            assert all(section.strip() for section in sections)
+            for button in procedure_card.card_buttons(t, procedure):
+                assert len(button.payload.encode()) <= MAX_PAYLOAD_BYTES
