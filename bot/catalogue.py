@@ -106,10 +106,13 @@ class CatalogueStore:
         """Read the whole catalogue and the units into memory."""
         catalogue = Catalogue(self.name)
         async with self.db.session() as session:
-            documents = await session.scalars(
-                select(CatalogueProcedure.document).where(CatalogueProcedure.catalogue == self.name)
+            # Streamed in batches so that the decoded JSON of every row is not held at once.
+            documents = await session.stream_scalars(
+                select(CatalogueProcedure.document)
+                .where(CatalogueProcedure.catalogue == self.name)
+                .execution_options(yield_per=200)
             )
-            for document in documents:
+            async for document in documents:
                 procedure = Procedure.from_dict(document)
                 catalogue.procedures[procedure.code] = procedure
             for document in await session.scalars(select(UnitProfile.document)):
