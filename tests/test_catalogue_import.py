@@ -17,8 +17,10 @@ from procedures_catalog.loader import load_bundled, read_catalogue_document
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_JSONL = ROOT.parent / "shared" / "data" / "tthc" / "portal_procedures.jsonl"
-SHARED_LISTS = ROOT.parent / "shared" / "data" / "tthc" / "portal_lists"
+# The project's shared data sits beside the checkout (as in CI); MOTCUA_TEST_SHARED_DIR overrides.
+SHARED = Path(os.environ.get("MOTCUA_TEST_SHARED_DIR", ROOT.parent / "shared"))
+SHARED_JSONL = SHARED / "data" / "tthc" / "portal_procedures.jsonl"
+SHARED_LISTS = SHARED / "data" / "tthc" / "portal_lists"
 
 
 def shared_jsonl() -> Path:
