@@ -52,7 +52,8 @@ async def main():
     gc.collect()
     after = rss_kb()
     await db.dispose()
-    print(json.dumps({{"count": len(catalogue), "seconds": elapsed, "rss_mb": (after - before) / 1024}}))
+    grown = (after - before) / 1024
+    print(json.dumps({{"count": len(catalogue), "seconds": elapsed, "rss_mb": grown}}))
 
 asyncio.run(main())
 """
@@ -95,12 +96,14 @@ def main() -> None:
             connect_args = {"server_settings": {"search_path": schema}}
         try:
             loaded = asyncio.run(prepare(url, args.catalogue, connect_args))
-            code = CHILD.format(root=str(ROOT), url=url, name=args.catalogue,
-                                connect_args=connect_args)
+            code = CHILD.format(
+                root=str(ROOT), url=url, name=args.catalogue, connect_args=connect_args
+            )
             results = []
             for _ in range(args.runs):
-                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                     check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
                 results.append(json.loads(out.stdout.strip().splitlines()[-1]))
         finally:
             if schema:
@@ -109,10 +112,14 @@ def main() -> None:
     memory = [r["rss_mb"] for r in results]
     print(f"catalogue: {args.catalogue} ({results[0]['count']} procedures; {loaded} loaded)")
     print(f"database: {url.split(':', 1)[0]}")
-    print(f"load + index, {args.runs} fresh processes: median {statistics.median(seconds):.2f} s, "
-          f"max {max(seconds):.2f} s")
-    print(f"resident memory growth: median {statistics.median(memory):.0f} MB, "
-          f"max {max(memory):.0f} MB")
+    print(
+        f"load + index, {args.runs} fresh processes: median {statistics.median(seconds):.2f} s, "
+        f"max {max(seconds):.2f} s"
+    )
+    print(
+        f"resident memory growth: median {statistics.median(memory):.0f} MB, "
+        f"max {max(memory):.0f} MB"
+    )
 
 
 if __name__ == "__main__":

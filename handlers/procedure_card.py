@@ -55,6 +55,9 @@ def fee_text(t: Translator, fee: Fee) -> str:
             text += f"/{fee.per}"
     else:
         text = fee.text
+    if fee.set_by_province and fee.free:
+        # The portal's cell says "Miễn phí" while its note says the council sets the amount.
+        return t("set by the provincial People's Council (the portal lists it as free of charge)")
     if fee.set_by_province:
         text += " " + t("(the amount is set by the provincial People's Council)")
     return text
@@ -247,6 +250,7 @@ def card_buttons(t: Translator, procedure: Procedure) -> list[Button]:
         Button(t("🌐 Submit online"), f"proc:online:{code}"),
         Button(t("📍 Where & when"), f"proc:where:{code}"),
         Button(t("📚 Legal basis"), f"proc:law:{code}"),
+        Button(t("🔗 Related procedures"), f"proc:rel:{code}"),
     ]
     return [*buttons, Button(t("🏠 Main menu"), "menu")]
 

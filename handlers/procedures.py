@@ -56,6 +56,39 @@ async def search_free_text(ctx: Context) -> Reply | None:
     return _answer(ctx, ctx.incoming.text, keep_asking=False)
 
 
+@router.payload("proc:rel:", prefix=True)
+async def related(ctx: Context) -> Reply:
+    """Offer the procedures related to one: those the record names, then its close variants."""
+    procedure = ctx.services.catalogue.get(ctx.args)
+    if procedure is None:
+        return _unknown_code(ctx)
+    t = ctx.t
+    codes = related_codes(ctx.services, procedure)
+    if not codes:
+        return Reply(
+            t("I know of no procedure related to this one."), card.card_buttons(t, procedure)
+        )
+    catalogue = ctx.services.catalogue
+    buttons = [Button(_short(catalogue.get(code).name), f"proc:show:{code}") for code in codes]
+    return Reply(
+        t("Procedures related to this one:"), [*buttons, Button(t("🏠 Main menu"), "menu")]
+    )
+
+
+def related_codes(services, procedure, limit: int = 5) -> list[str]:
+    """Codes named in the record's related list (matched by name), then the procedures whose
+    names the search finds closest to this one's (its variants: re-registration, foreign...)."""
+    codes: list[str] = []
+    for name in procedure.related:
+        hits = services.search.search(name, limit=1)
+        if hits and hits[0].code != procedure.code:
+            codes.append(hits[0].code)
+    for hit in services.search.search(procedure.name, limit=limit + 1):
+        if hit.code != procedure.code and hit.code not in codes:
+            codes.append(hit.code)
+    return codes[:limit]
+
+
 @router.payload("proc:show:", prefix=True)
 async def show(ctx: Context) -> Reply:
     """Show the summary card of one procedure."""

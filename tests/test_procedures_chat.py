@@ -114,7 +114,10 @@ async def test_unit_fee_override_is_shown_with_its_source(db) -> None:
     assert engine.services.catalogue is catalogue  # the same object handlers use
     text = procedure_card.fees_and_times(translator("vi"), catalogue.get("1.004873"), unit)
     assert "Tại Phường Thử: 5.000 đồng (nguồn: Nghị quyết số 01/2025/NQ-HĐND)" in text
-    assert "mức thu do Hội đồng nhân dân tỉnh quyết định" in text
+    # The portal's cell says "Miễn phí" but its note says the council sets the amount.
+    assert (
+        "theo mức do Hội đồng nhân dân tỉnh quyết định (Cổng Dịch vụ công ghi “Miễn phí”)" in text
+    )
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
@@ -129,3 +132,13 @@ def test_every_card_renders_and_fits_the_channels(databases) -> None:
             assert all(section.strip() for section in sections)
             for button in procedure_card.card_buttons(t, procedure):
                 assert len(button.payload.encode()) <= MAX_PAYLOAD_BYTES
+
+
+async def test_related_procedures_offer_the_variants(chat: Chat) -> None:
+    await chat.press("proc:show:1.001193")
+    assert chat.buttons[5] == "🔗 Thủ tục liên quan"
+    await chat.press("proc:rel:1.001193")
+    assert chat.text == "Các thủ tục liên quan:"
+    offered = set(chat.payloads)
+    assert {"proc:show:1.004884", "proc:show:2.000528"} <= offered
+    assert "proc:show:1.001193" not in offered
