@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from bot.storage.db import Database
 from bot.storage.models import CatalogueProcedure, UnitProfile, utcnow
@@ -130,11 +130,6 @@ class CatalogueStore:
             ],
         }
 
-    async def clear(self) -> None:
-        async with self.db.write_transaction() as session:
-            await session.execute(
-                delete(CatalogueProcedure).where(CatalogueProcedure.catalogue == self.name)
-            )
 
 
 def _merge_list_fields(existing: Procedure, listed: Procedure) -> Procedure:

@@ -50,8 +50,11 @@ def write_json(path: Path, document: dict) -> None:
     text = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
     if path.suffix == ".gz":
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as fh:
-            fh.write(text)
+        # mtime=0 keeps the file byte-identical when the content is, so reruns leave no diff.
+        with open(tmp, "wb") as raw, gzip.GzipFile(
+            filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0
+        ) as fh:
+            fh.write(text.encode("utf-8"))
     else:
         tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
