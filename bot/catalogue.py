@@ -131,7 +131,6 @@ class CatalogueStore:
         }
 
 
-
 def _merge_list_fields(existing: Procedure, listed: Procedure) -> Procedure:
     """A list row updates names and labels but never wipes the documents, fees or times."""
     for name in LIST_FIELDS:

@@ -53,10 +53,8 @@ async def _import(args: Namespace, store: CatalogueStore, t) -> int:
             file=sys.stderr,
         )
         return 1
-    if report.rejected:
-        bad = {p.line for p in report.rejected}
-        report.procedures = [p for i, p in enumerate(report.procedures, 1) if i not in bad]
-        report.rejected = []
+    # Rejected records are never among report.procedures; --skip-invalid only waives them.
+    report.rejected = []
     if args.dry_run:
         print(t("Dry run: nothing was written."))
         return 0

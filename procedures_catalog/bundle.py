@@ -51,9 +51,10 @@ def write_json(path: Path, document: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     if path.suffix == ".gz":
         # mtime=0 keeps the file byte-identical when the content is, so reruns leave no diff.
-        with open(tmp, "wb") as raw, gzip.GzipFile(
-            filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0
-        ) as fh:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh,
+        ):
             fh.write(text.encode("utf-8"))
     else:
         tmp.write_text(text, encoding="utf-8")

@@ -45,6 +45,7 @@ class ImportReport:
     procedures: list[Procedure] = field(default_factory=list)
     rejected: list[Problem] = field(default_factory=list)
     fatal: Problem | None = None  # the file itself is unusable (truncated, too big, columns)
+    _lines: dict[str, int] = field(default_factory=dict, repr=False)  # code -> line first read
 
     @property
     def partial(self) -> list[Procedure]:
@@ -53,6 +54,16 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return self.fatal is None and not self.rejected
+
+    def add(self, procedure: Procedure, line: int) -> None:
+        """Keep a procedure read at ``line``, unless its code was already read (then reject it)."""
+        first = self._lines.setdefault(procedure.code, line)
+        if first != line:
+            self.rejected.append(
+                Problem(line, "code", f"duplicate code, first seen on line {first}", procedure.code)
+            )
+        else:
+            self.procedures.append(procedure)
 
     def problems(self) -> list[Problem]:
         return ([self.fatal] if self.fatal else []) + self.rejected
@@ -82,7 +93,6 @@ def read_catalogue_file(
         raise CatalogueFileError(
             f"{path}: unknown format {suffix!r} (use .jsonl, .json, .csv, .xlsx)"
         )
-    _check_duplicates(report)
     return report
 
 
@@ -124,7 +134,7 @@ def _read_jsonl(path: Path, retrieved: str | None, progress: Progress | None) ->
                 )
                 return report
             try:
-                report.procedures.append(parse_record(record, retrieved=retrieved))
+                report.add(parse_record(record, retrieved=retrieved), number)
             except RecordError as exc:
                 code = record.get("ma_thu_tuc") if isinstance(record, dict) else None
                 report.rejected.append(Problem(number, exc.field, exc.reason, code and str(code)))
@@ -164,7 +174,7 @@ def _read_json_export(path: Path) -> ImportReport:
         return report
     for number, item in enumerate(items, start=1):
         try:
-            report.procedures.append(Procedure.from_dict(item))
+            report.add(Procedure.from_dict(item), number)
         except (ValueError, TypeError, AttributeError) as exc:
             field_name, _, reason = str(exc).partition(": ")
             report.rejected.append(Problem(number, field_name or "procedure", reason or str(exc)))
@@ -261,7 +271,7 @@ def _list_row(
         report.rejected.append(Problem(number, "name", "empty", code))
         return
     levels = [part.strip() for part in cell("levels").split(",") if part.strip()]
-    report.procedures.append(
+    report.add(
         Procedure(
             code=code,
             name=name,
@@ -270,21 +280,6 @@ def _list_row(
             levels=levels,
             online_level=cell("online_level") or None,
             source=Source(name=f"danh sách {path.name}", file=path.name),
-        )
+        ),
+        number,
     )
-
-
-def _check_duplicates(report: ImportReport) -> None:
-    seen: dict[str, int] = {}
-    for index, procedure in enumerate(report.procedures):
-        if procedure.code in seen:
-            report.rejected.append(
-                Problem(
-                    index + 1,
-                    "code",
-                    f"duplicate code, first seen in record {seen[procedure.code]}",
-                    procedure.code,
-                )
-            )
-        else:
-            seen[procedure.code] = index + 1

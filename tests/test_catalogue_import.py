@@ -231,3 +231,15 @@ def test_cli_show_prints_the_card_and_export_writes_json(tmp_path) -> None:
     assert exported.returncode == 0
     data = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     assert data["count"] == len(data["procedures"]) == len(load_bundled("commune"))
+
+
+def test_skip_invalid_imports_every_valid_record(tmp_path) -> None:
+    """Line numbers in problems are file lines; skipping them must not drop good records."""
+    records = [record("1.999001"), record("bad"), record("1.999002"), record("1.999001")]
+    path = write_jsonl(tmp_path / "mixed.jsonl", records)
+    report = read_catalogue_file(path)
+    assert {(p.line, p.field) for p in report.rejected} == {(2, "ma_thu_tuc"), (4, "code")}
+    assert "first seen on line 1" in [p for p in report.rejected if p.line == 4][0].reason
+    result = run_cli(tmp_path, "import", str(path), "--catalogue", "mine", "--skip-invalid")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "thêm 2, cập nhật 0, giữ nguyên 0" in result.stdout.decode()
