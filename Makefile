@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BABEL_KEYWORDS := -k t -k N_
 
-.PHONY: help install run console migrate test lint i18n i18n-extract i18n-update i18n-compile clean
+.PHONY: help install run console migrate test lint i18n i18n-extract i18n-update i18n-compile clean bench-search
 
 help:
 	@echo "make run      install (first time), migrate and start the bot: web chat on http://127.0.0.1:8080/"
@@ -51,6 +51,11 @@ i18n-update: $(STAMP)
 i18n-compile: $(STAMP)
 	$(BIN)/pybabel compile -d locales -D messages --statistics
 	@find locales -name '*.mo' -delete
+
+bench-search: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python bench/search_quality.py
+	$(BIN)/python bench/search_speed.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

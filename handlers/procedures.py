@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from bot.core import Button, Context, Reply, Router
+from bot.search_log import record_search
 from handlers import procedure_card as card
 from handlers.start import menu_buttons
+from procedures_catalog.search import SearchResult
 
 router = Router("procedures")
 
@@ -14,8 +16,9 @@ QUERY_STEP = "proc.query"
 CODE_IN_TEXT = re.compile(r"\b(\d\.\d{6})\b")
 # Shown as examples when the user opens the search; taken only if the catalogue has them.
 POPULAR = ("1.001193", "1.000894", "1.000656", "1.004873", "2.000815")
-# A top hit this far ahead of the next is taken as the answer without asking.
-CLEAR_LEAD = 0.15
+# How many other procedures are offered beside the best one.
+MAX_ALTERNATIVES = 4
+PAGE_SIZE = 8
 
 
 @router.payload("proc:search")
@@ -40,20 +43,38 @@ async def ask_query(ctx: Context) -> Reply:
 
 
 @router.step(QUERY_STEP)
-async def search_in_step(ctx: Context) -> Reply:
+async def search_in_step(ctx: Context) -> list[Reply]:
     """Search for what the user typed after being asked."""
-    return _answer(ctx, ctx.incoming.text, keep_asking=True)
+    return await _search(ctx, ctx.incoming.text)
 
 
 @router.text(lambda folded: True)
-async def search_free_text(ctx: Context) -> Reply | None:
-    """Any other text: show procedures if it clearly names some, else let the fallback answer."""
+async def search_free_text(ctx: Context) -> list[Reply] | None:
+    """Any other text: show procedures if it clearly names some, else let the fallback answer
+    (a near miss is only offered when the user asked to search)."""
     found = CODE_IN_TEXT.search(ctx.incoming.text)
     if found and ctx.services.catalogue.get(found.group(1)):
-        return _card(ctx, found.group(1))
+        return [_card(ctx, found.group(1))]
     if not ctx.services.search.search(ctx.incoming.text, limit=1):
+        await _log(ctx, ctx.incoming.text, [])
         return None
-    return _answer(ctx, ctx.incoming.text, keep_asking=False)
+    return await _search(ctx, ctx.incoming.text)
+
+
+async def _search(ctx: Context, query: str) -> list[Reply]:
+    result = ctx.services.search.lookup(query, limit=1 + MAX_ALTERNATIVES)
+    await _log(ctx, query, [hit.code for hit in result.hits])
+    return _answer(ctx, query, result)
+
+
+async def _log(ctx: Context, query: str, codes: list[str]) -> None:
+    await record_search(
+        ctx.session,
+        channel=ctx.incoming.channel,
+        unit=ctx.services.settings.unit,
+        query=query,
+        codes=codes,
+    )
 
 
 @router.payload("proc:rel:", prefix=True)
@@ -77,14 +98,14 @@ async def related(ctx: Context) -> Reply:
 
 def related_codes(services, procedure, limit: int = 5) -> list[str]:
     """Codes named in the record's related list (matched by name), then the procedures whose
-    names the search finds closest to this one's (its variants: re-registration, foreign...)."""
+    names are closest to this one's (its variants: re-registration, foreign...)."""
     codes: list[str] = []
     for name in procedure.related:
         hits = services.search.search(name, limit=1)
         if hits and hits[0].code != procedure.code:
             codes.append(hits[0].code)
-    for hit in services.search.search(procedure.name, limit=limit + 1):
-        if hit.code != procedure.code and hit.code not in codes:
+    for hit in services.search.similar(procedure.code, limit=limit + 1):
+        if hit.code not in codes:
             codes.append(hit.code)
     return codes[:limit]
 
@@ -113,26 +134,112 @@ async def show_section(ctx: Context) -> Reply:
     return Reply(text, card.card_buttons(t, procedure))
 
 
-def _answer(ctx: Context, query: str, *, keep_asking: bool) -> Reply:
+def _answer(ctx: Context, query: str, result: SearchResult) -> list[Reply]:
+    """The best procedure's card and up to four alternatives; or "did you mean"; or an honest
+    "not found" with the fields to browse and the feedback option."""
     t = ctx.t
-    hits = ctx.services.search.search(query, limit=5)
-    if not hits:
-        return Reply(
-            t(
-                "I could not find a procedure for “{query}”. Please try other words, or ask "
-                "the desk staff.",
-                query=_short(query, 80),
-            ),
-            [Button(t("🏠 Main menu"), "menu")],
-        )
+    if not result.hits:
+        return [_not_found(ctx, query, result.suggestions)]
     ctx.state.clear_flow()
-    if len(hits) == 1 or hits[0].score - hits[1].score >= CLEAR_LEAD:
-        return _card(ctx, hits[0].code)
-    buttons = [Button(_short(hit.name), f"proc:show:{hit.code}") for hit in hits]
-    return Reply(
-        t("I found several procedures. Which one do you mean?"),
-        [*buttons, Button(t("🏠 Main menu"), "menu")],
+    top, *others = result.hits
+    replies = [_card(ctx, top.code)]
+    if result.corrections:
+        read_as = ", ".join(f"“{typed}” → “{read}”" for typed, read in result.corrections)
+        replies.insert(0, Reply(t("I read your words as: {corrections}.", corrections=read_as)))
+    if others:
+        replies.append(
+            Reply(
+                t("Not this one? Other procedures that may fit:"),
+                [Button(_short(hit.name), f"proc:show:{hit.code}") for hit in others],
+            )
+        )
+    return replies
+
+
+def _not_found(ctx: Context, query: str, suggestions: list) -> Reply:
+    t = ctx.t
+    ctx.state.step = QUERY_STEP
+    buttons = [Button(_short(hit.name), f"proc:show:{hit.code}") for hit in suggestions[:3]]
+    if buttons:
+        text = t(
+            "I am not sure which procedure you mean by “{query}”. Did you mean one of these? "
+            "You can also type it in other words.",
+            query=_short(query, 80),
+        )
+    else:
+        text = t(
+            "I could not find a procedure for “{query}”. Please try other words, browse the "
+            "procedures by field, or send us feedback so that we can help.",
+            query=_short(query, 80),
+        )
+    buttons += [
+        Button(t("📂 Browse by field"), "proc:fields"),
+        Button(t("💬 Send feedback"), "feedback:new"),
+        Button(t("🏠 Main menu"), "menu"),
+    ]
+    return Reply(text, buttons)
+
+
+@router.payload("proc:fields", "proc:fields:", prefix=True)
+async def list_fields(ctx: Context) -> Reply:
+    """The fields (lĩnh vực) of the catalogue, a page at a time."""
+    t = ctx.t
+    fields = ctx.services.search.fields()
+    page = _page_number(ctx.args)
+    start = page * PAGE_SIZE
+    buttons = [
+        Button(_short(f"{name} ({count})"), f"proc:field:{start + offset}:0")
+        for offset, (name, count) in enumerate(fields[start : start + PAGE_SIZE])
+    ]
+    buttons += _pager(t, "proc:fields:", page, len(fields))
+    text = t(
+        "Procedures by field — page {page} of {pages}. Choose a field:",
+        page=page + 1,
+        pages=max(1, -(-len(fields) // PAGE_SIZE)),
     )
+    return Reply(text, [*buttons, Button(t("🏠 Main menu"), "menu")])
+
+
+@router.payload("proc:field:", prefix=True)
+async def list_field(ctx: Context) -> Reply:
+    """The procedures of one field, a page at a time."""
+    t = ctx.t
+    fields = ctx.services.search.fields()
+    number, _, page_text = ctx.args.partition(":")
+    if not number.isdigit() or int(number) >= len(fields):
+        return await list_fields(ctx)
+    name = fields[int(number)][0]
+    hits = ctx.services.search.in_field(name)
+    page = _page_number(page_text)
+    start = page * PAGE_SIZE
+    buttons = [
+        Button(_short(hit.name), f"proc:show:{hit.code}") for hit in hits[start : start + PAGE_SIZE]
+    ]
+    buttons += _pager(t, f"proc:field:{number}:", page, len(hits))
+    text = t(
+        "{field}: {count} procedures (page {page} of {pages}).",
+        field=name,
+        count=len(hits),
+        page=page + 1,
+        pages=max(1, -(-len(hits) // PAGE_SIZE)),
+    )
+    return Reply(
+        text,
+        [*buttons, Button(t("📂 All fields"), "proc:fields"), Button(t("🏠 Main menu"), "menu")],
+    )
+
+
+def _page_number(text: str) -> int:
+    return int(text) if text.isdigit() and len(text) < 5 else 0
+
+
+def _pager(t, prefix: str, page: int, total: int) -> list[Button]:
+    buttons = []
+    if page > 0:
+        buttons.append(Button(t("◀ Previous"), f"{prefix}{page - 1}"))
+    if (page + 1) * PAGE_SIZE < total:
+        buttons.append(Button(t("Next ▶"), f"{prefix}{page + 1}"))
+    return buttons
 
 
 def _card(ctx: Context, code: str) -> Reply:

@@ -95,6 +95,12 @@ def bundled_commune() -> tuple[Catalogue, SearchIndex]:
     return catalogue, SearchIndex(catalogue.procedures.values())
 
 
+@pytest.fixture(scope="session")
+def commune_index() -> SearchIndex:
+    """The search index over the bundled commune catalogue (searching never modifies it)."""
+    return bundled_commune()[1]
+
+
 def make_engine(db: Database, extra: Sequence[Router] = (), **settings_overrides) -> DialogueEngine:
     settings = load_settings(
         database_url=str(db.url.render_as_string(hide_password=False)), **settings_overrides

@@ -58,11 +58,15 @@ async def test_typing_a_code_opens_the_card(chat: Chat) -> None:
     assert chat.text.startswith("📋 Thủ tục đăng ký khai tử")
 
 
-async def test_several_matches_offer_a_choice(chat: Chat) -> None:
+async def test_best_match_card_comes_with_alternatives(chat: Chat) -> None:
     await chat.say("hộ kinh doanh")
-    assert chat.text == "Tôi tìm thấy một số thủ tục. Bạn cần thủ tục nào?"
-    assert all(p.startswith("proc:show:") for p in chat.payloads[:-1])
-    assert chat.payloads[-1] == "menu"
+    replies = chat.replies
+    assert replies[0].text.startswith("📋 Đăng ký thành lập hộ kinh doanh")
+    assert replies[-1].text == "Chưa đúng thủ tục bạn cần? Các thủ tục khác có thể phù hợp:"
+    alternatives = [b.payload for b in replies[-1].buttons]
+    assert 2 <= len(alternatives) <= 4
+    assert all(p.startswith("proc:show:") for p in alternatives)
+    assert "proc:show:1.001612" not in alternatives
 
 
 async def test_nothing_found_says_so_and_keeps_asking(chat: Chat) -> None:
@@ -142,3 +146,46 @@ async def test_related_procedures_offer_the_variants(chat: Chat) -> None:
     offered = set(chat.payloads)
     assert {"proc:show:1.004884", "proc:show:2.000528"} <= offered
     assert "proc:show:1.001193" not in offered
+
+
+async def test_not_found_offers_fields_and_feedback(chat: Chat) -> None:
+    await chat.press("proc:search")
+    await chat.say("qwerty zxcvb")
+    assert chat.text.startswith("Tôi chưa tìm thấy thủ tục nào cho “qwerty zxcvb”")
+    assert "proc:fields" in chat.payloads and "feedback:new" in chat.payloads
+
+
+async def test_near_miss_asks_did_you_mean(chat: Chat, commune_index) -> None:
+    # Only part of this matches procedure names: not an answer, but worth offering.
+    query = "xin giấy phép karaoke"
+    result = commune_index.lookup(query)
+    assert result.hits == [] and result.suggestions
+    await chat.press("proc:search")
+    await chat.say(query)
+    assert chat.text.startswith("Tôi chưa chắc bạn muốn hỏi thủ tục nào")
+    offered = [p for p in chat.payloads if p.startswith("proc:show:")]
+    assert offered == [f"proc:show:{hit.code}" for hit in result.suggestions[:3]]
+    assert "proc:fields" in chat.payloads
+
+
+async def test_browse_fields_then_a_field_then_a_procedure(chat: Chat) -> None:
+    await chat.press("proc:fields")
+    assert chat.text.startswith("Thủ tục theo lĩnh vực — trang 1/")
+    field_buttons = [p for p in chat.payloads if p.startswith("proc:field:")]
+    assert len(field_buttons) == 8
+    assert "proc:fields:1" in chat.payloads  # next page
+    await chat.press("proc:fields:1")
+    assert chat.text.startswith("Thủ tục theo lĩnh vực — trang 2/")
+    assert "proc:fields:0" in chat.payloads  # previous page
+    await chat.press(field_buttons[0])
+    shown = [p for p in chat.payloads if p.startswith("proc:show:")]
+    assert shown and "thủ tục (trang 1/" in chat.text
+    await chat.press(shown[0])
+    assert chat.text.startswith("📋")
+
+
+async def test_field_payload_out_of_range_shows_the_field_list(chat: Chat) -> None:
+    await chat.press("proc:field:9999:0")
+    assert chat.text.startswith("Thủ tục theo lĩnh vực")
+    await chat.press("proc:field:abc:zz")
+    assert chat.text.startswith("Thủ tục theo lĩnh vực")

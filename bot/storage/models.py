@@ -56,3 +56,23 @@ class UnitProfile(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SearchLogEntry(Base):
+    """One procedure search a citizen made: what was asked (masked) and what was found.
+
+    No user or conversation id is kept: this is for staff to see what people look for and which
+    questions found nothing (to grow the synonym file), not to follow anyone.
+    """
+
+    __tablename__ = "search_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    channel: Mapped[str] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(64), default="")
+    query: Mapped[str] = mapped_column(String(200))
+    top_code: Mapped[str | None] = mapped_column(String(16))
+    results: Mapped[int] = mapped_column(Integer, default=0)
