@@ -64,6 +64,8 @@ MARKS_MISMATCH = 0.3
 MAX_QUERY_CHARS = 300
 MAX_QUERY_WORDS = 40
 CODE_PATTERN = re.compile(r"\b(\d\.\d{6})\b")
+# E-mail addresses and links say nothing about a procedure.
+_NOT_WORDS = re.compile(r"\S+@\S+|\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 _AGE_IN_QUERY = re.compile(r"\b(\d{1,3})\s*tuoi\b")
 _AGE_BELOW = re.compile(r"\bduoi (\d{1,3}) tuoi\b")
 _AGE_FROM = re.compile(r"\btu (?:du )?(\d{1,3}) tuoi tro len\b")
@@ -192,6 +194,7 @@ class _Group:
     alternatives: list[tuple[tuple[str, ...], float]]
     typed: tuple[Word, ...]
     concept: bool = False
+    context: bool = False  # a context word ("ông", "quê"): weighs little, asks for nothing
 
 
 class SearchIndex:
@@ -277,7 +280,7 @@ class SearchIndex:
             if code in self._by_code
         ]
         code_hits = [Hit(entry.code, entry.name, 1.0) for entry in by_code]
-        text = CODE_PATTERN.sub(" ", query)
+        text = _NOT_WORDS.sub(" ", CODE_PATTERN.sub(" ", query))
         typed, corrections = self._repair(words(text)[:MAX_QUERY_WORDS])
         groups = self._groups(typed)
         scored = self._score(groups, typed) if groups else []
@@ -457,7 +460,9 @@ class SearchIndex:
             if word.marked in seen:
                 continue  # a word said twice is not twice the evidence
             seen.add(word.marked)
-            group = self._term(word, self._unbound(typed, position - 1))
+            group = self._term(
+                word, self._unbound(typed, position - 1), self._context_at(typed, position - 1)
+            )
             if group is not None:
                 groups.append(group)
         return groups
@@ -474,7 +479,19 @@ class SearchIndex:
                 return True
         return False
 
-    def _term(self, word: Word, unbound: bool = False) -> _Group | None:
+    def _context_at(self, typed: list[Word], position: int) -> bool:
+        """A context word here: listed as one, and (typed without diacritics) not part of a pair
+        of words found in names ("ba ngoai" is a grandmother, "nuoc ngoai" is abroad)."""
+        word = typed[position]
+        if not self._is_context(word):
+            return False
+        if word.has_marks:
+            return True
+        before = position > 0 and (typed[position - 1].folded, word.folded)
+        after = position + 1 < len(typed) and (word.folded, typed[position + 1].folded)
+        return before not in self._bigrams and after not in self._bigrams
+
+    def _term(self, word: Word, unbound: bool = False, context: bool = False) -> _Group | None:
         if word.folded.isdigit():
             number = word.folded.lstrip("0") or "0"
             if number in self._idf:
@@ -489,9 +506,9 @@ class SearchIndex:
                 marked = self._marked_postings.get(word.marked)
                 total = len(self._entries)
                 weight = math.log(1 + total / len(marked)) if marked else self._max_idf
-            if self._is_context(word):
+            if context:
                 weight *= CONTEXT_WEIGHT
-            return _Group(weight, [((word.folded,), credit)], (word,))
+            return _Group(weight, [((word.folded,), credit)], (word,), context=context)
         # Typos are looked for in words typed without diacritics; a word typed with them that
         # the catalogue does not know ("trời", "đẹp") is simply another word.
         if word.folded not in self._known and len(word.folded) >= 4 and not word.has_marks:
@@ -503,8 +520,8 @@ class SearchIndex:
                 alternatives = [((c,), 0.9 * score / 100) for c, score, _ in close]
                 return _Group(self._idf[close[0][0]], alternatives, (word,))
         # Unknown: it still counts, so a question about something else finds nothing.
-        weight = self._max_idf * (CONTEXT_WEIGHT if self._is_context(word) else 1.0)
-        return _Group(weight, [], (word,))
+        weight = self._max_idf * (CONTEXT_WEIGHT if context else 1.0)
+        return _Group(weight, [], (word,), context=context)
 
     def _is_context(self, word: Word) -> bool:
         return any(
@@ -541,9 +558,12 @@ class SearchIndex:
             ((index, weighted) for index, weighted in coverage.items() if weighted >= floor),
             key=lambda item: item[1],
         )
-        asked = {w for group in groups for alt, _ in group.alternatives for w in alt}
-        asked.update(w.folded for w in typed)
-        spaced_query = f" {' '.join(w.folded for w in typed)} "
+        asked = {
+            w for group in groups if not group.context for alt, _ in group.alternatives for w in alt
+        }
+        asked.update(w.folded for group in groups if not group.context for w in group.typed)
+        context_words = {g.typed[0].folded for g in groups if g.context}
+        spaced_query = f" {' '.join(w.folded for w in typed if w.folded not in context_words)} "
         plain = [g.typed[0].folded for g in groups if not g.concept and g.alternatives]
         pairs = list(zip(plain, plain[1:], strict=False))
         age = _AGE_IN_QUERY.search(" ".join(w.folded for w in typed))

@@ -189,3 +189,34 @@ async def test_field_payload_out_of_range_shows_the_field_list(chat: Chat) -> No
     assert chat.text.startswith("Thủ tục theo lĩnh vực")
     await chat.press("proc:field:abc:zz")
     assert chat.text.startswith("Thủ tục theo lĩnh vực")
+
+
+async def test_searches_are_logged_masked_and_without_who_asked(chat: Chat) -> None:
+    from sqlalchemy import select
+
+    from bot.storage.models import SearchLogEntry
+
+    await chat.press("proc:search")
+    await chat.say("đăng ký kết hôn - sđt 0912 345 678, a.b@example.com")
+    await chat.say("thủ tục nuôi rồng vàng")  # found nothing: logged as a miss
+    async with chat.engine.db.session() as session:
+        rows = (await session.scalars(select(SearchLogEntry).order_by(SearchLogEntry.id))).all()
+    assert len(rows) == 2
+    found, missed = rows
+    assert found.top_code == "1.000894" and found.results >= 1
+    assert "0912" not in found.query and "345" not in found.query and "@" not in found.query
+    assert found.query == "đăng ký kết hôn - sđt [số], [email]"
+    assert missed.top_code is None and missed.results == 0
+    assert missed.query == "thủ tục nuôi rồng vàng"
+    columns = set(SearchLogEntry.__table__.columns.keys())
+    assert not {"user_id", "conversation_id"} & columns
+    assert all(row.channel == "test" for row in rows)
+
+
+def test_mask_personal_data_in_logged_queries() -> None:
+    from bot.search_log import MAX_LOGGED_CHARS, mask_personal
+
+    assert mask_personal("cccd 001203004567 của tôi") == "cccd [số] của tôi"
+    assert mask_personal("sđt 0912.345.678") == "sđt [số]"
+    assert mask_personal("mức 2, trẻ dưới 14 tuổi") == "mức 2, trẻ dưới 14 tuổi"
+    assert mask_personal("x" * 500) == "x" * MAX_LOGGED_CHARS
