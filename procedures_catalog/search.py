@@ -373,10 +373,12 @@ class SearchIndex:
 
     def _phrase_end(
         self, typed: list[Word], start: int, phrase: tuple[Word, ...], gaps: int
-    ) -> int | None:
-        """Where ``phrase`` ends if it is typed at ``start``, or None. Up to ``gaps`` one-word
-        stopwords may sit inside it ("bố tôi vừa mất" is "bố mất")."""
+    ) -> tuple[int, list[int]] | None:
+        """Where ``phrase`` ends if it is typed at ``start`` and the positions of its words, or
+        None. Up to ``gaps`` one-word stopwords or context words may sit inside it ("bố tôi vừa
+        mất" is "bố mất", "thuê một mặt bằng" is "thuê mặt bằng")."""
         position = start
+        matched = []
         for number, want in enumerate(phrase):
             while True:
                 if position >= len(typed):
@@ -384,12 +386,15 @@ class SearchIndex:
                 got = typed[position]
                 if got.folded == want.folded and not (got.has_marks and got.marked != want.marked):
                     break
-                if number == 0 or gaps == 0 or not self._is_stopword(got):
+                if number == 0 or gaps == 0:
+                    return None
+                if not (self._is_stopword(got) or self._is_context(got)):
                     return None
                 gaps -= 1
                 position += 1
+            matched.append(position)
             position += 1
-        return position
+        return position, matched
 
     def _is_stopword(self, word: Word) -> bool:
         """A one-word stopword for sure: typed as listed (not "the" for "thế", which may be
@@ -431,18 +436,22 @@ class SearchIndex:
             word = typed[position]
             synonym = next(
                 (
-                    (phrase, targets, end)
+                    (phrase, targets, found)
                     for phrase, targets in self.lexicon.synonyms.get(word.folded, ())
-                    if (end := self._phrase_end(typed, position, phrase, SYNONYM_GAPS)) is not None
+                    if (found := self._phrase_end(typed, position, phrase, SYNONYM_GAPS))
                 ),
                 None,
             )
             stop = self._stopword_at(typed, position)
             if synonym and len(synonym[0]) >= stop:
-                phrase, targets, end = synonym
-                span = [w for w in typed[position:end] if not self._is_stopword(w)] or [word]
+                phrase, targets, (end, positions) = synonym
+                span = [typed[at] for at in positions]
                 literal = tuple(w.folded for w in span)
-                weight = sum(self._idf.get(w, self._max_idf) for w in literal)
+                # As informative as the words typed, or as the wording it stands for.
+                weight = max(
+                    sum(self._idf.get(w, self._max_idf) for w in words_)
+                    for words_ in (literal, *targets)
+                )
                 groups.append(
                     _Group(
                         min(max(self._max_idf, weight), 1.5 * self._max_idf),
