@@ -51,7 +51,27 @@ def test_an_age_in_the_query_picks_the_matching_age_variant(commune_index):
     assert top(commune_index, "làm căn cước cho con 16 tuổi") == "1.014061"  # từ đủ 14 tuổi
 
 
-def test_exact_diacritics_rank_above_folded_matches(commune_index):
+def test_exact_diacritics_rank_above_folded_matches():
+    from procedures_catalog.schema import Procedure
+
+    index = SearchIndex(
+        [
+            Procedure.from_dict({"code": "9.000001", "name": "Cấp bản sao giấy tờ nhà ở"}),
+            Procedure.from_dict({"code": "9.000002", "name": "Cấp phép bán giấy tờ nhà ở"}),
+        ]
+    )
+    assert [h.code for h in index.search("bản giấy tờ nhà")][:1] == ["9.000001"]
+    assert [h.code for h in index.search("bán giấy tờ nhà")][:1] == ["9.000002"]
+    # Without diacritics both fit equally: the two are offered.
+    assert {h.code for h in index.search("ban giay to nha")} == {"9.000001", "9.000002"}
+
+
+def test_a_typo_without_diacritics_is_tolerated(commune_index):
+    assert top(commune_index, "dang ky khai sinhh") == "1.001193"
+    assert top(commune_index, "dang ky tam truu") == "1.004194"
+
+
+def test_exact_diacritics_on_the_commune_catalogue(commune_index):
     # "ban" folds "bản" (copy) and "bán" (sell): as typed, the marks decide.
     copy = [h.code for h in commune_index.search("chứng thực bản sao", limit=3)]
     assert copy[0] == "2.000815"
