@@ -55,15 +55,16 @@ async def search_free_text(ctx: Context) -> list[Reply] | None:
     found = CODE_IN_TEXT.search(ctx.incoming.text)
     if found and ctx.services.catalogue.get(found.group(1)):
         return [_card(ctx, found.group(1))]
-    if not ctx.services.search.search(ctx.incoming.text, limit=1):
-        await _log(ctx, ctx.incoming.text, [])
-        return None
-    return await _search(ctx, ctx.incoming.text)
+    return await _search(ctx, ctx.incoming.text, answer_misses=False)
 
 
-async def _search(ctx: Context, query: str) -> list[Reply]:
+async def _search(ctx: Context, query: str, *, answer_misses: bool = True) -> list[Reply] | None:
+    """Search once, log it, and answer; with ``answer_misses`` off, a query that found nothing
+    is left to the fallback (None)."""
     result = ctx.services.search.lookup(query, limit=1 + MAX_ALTERNATIVES)
     await _log(ctx, query, [hit.code for hit in result.hits])
+    if not result.hits and not answer_misses:
+        return None
     return _answer(ctx, query, result)
 
 

@@ -144,9 +144,11 @@ class Lexicon:
             folded = _folded(phrase)
             trigger_list = tuple(_folded(t) for t in triggers.split("|") if _folded(t))
             qualifiers.append((folded, trigger_list or (folded,)))
-        for table in (synonyms, stopwords):
-            for entries in table.values():
-                entries.sort(key=lambda entry: -len(entry[0] if table is synonyms else entry))
+        # Longest phrase first: the first that matches at a position is the one taken.
+        for rules in synonyms.values():
+            rules.sort(key=lambda rule: -len(rule[0]))
+        for phrases in stopwords.values():
+            phrases.sort(key=lambda phrase: -len(phrase))
         return cls(dict(synonyms), dict(stopwords), dict(context), tuple(qualifiers))
 
     def words(self) -> set[str]:
@@ -258,6 +260,11 @@ class SearchIndex:
             for key in entry.marked:
                 marked_postings[key].add(index)
         self._marked_postings = {key: frozenset(docs) for key, docs in marked_postings.items()}
+        field_counts: dict[str, int] = defaultdict(int)
+        for entry in self._entries:
+            if entry.field:
+                field_counts[entry.field] += 1
+        self._fields = sorted(field_counts.items(), key=lambda item: fold(item[0]))
         self._vocabulary = sorted(w for w in self._postings if len(w) >= 2 and not w.isdigit())
         self._known = set(self._postings) | self.lexicon.words()
         self._segment_words = {w for w in self._known if len(w) >= 2 and w.isalpha()}
@@ -312,11 +319,7 @@ class SearchIndex:
 
     def fields(self) -> list[tuple[str, int]]:
         """The fields (lĩnh vực) of the catalogue with their number of procedures, by name."""
-        counts: dict[str, int] = defaultdict(int)
-        for entry in self._entries:
-            if entry.field:
-                counts[entry.field] += 1
-        return sorted(counts.items(), key=lambda item: fold(item[0]))
+        return list(self._fields)
 
     def in_field(self, field_name: str) -> list[Hit]:
         """The procedures of one field, by name."""
