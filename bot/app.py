@@ -71,10 +71,23 @@ async def build_engine(settings: Settings, db: Database) -> DialogueEngine:
     )
 
 
-def build_web_app(settings: Settings, engine: DialogueEngine) -> web.Application:
+def build_channels(settings: Settings, engine: DialogueEngine) -> list:
+    """The channels this deployment runs: the web chat always, Telegram when a token is set."""
+    channels: list = [WebChannel(engine, secure_cookies=settings.web_secure_cookies)]
+    if settings.telegram_token:
+        from bot.channels.telegram import TelegramChannel
+
+        channels.append(TelegramChannel(engine, settings))
+    return channels
+
+
+def build_web_app(
+    settings: Settings, engine: DialogueEngine, channels: list | None = None
+) -> web.Application:
     """The one aiohttp application every web-facing channel adds its routes to."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    WebChannel(engine, secure_cookies=settings.web_secure_cookies).add_routes(app)
+    for channel in channels if channels is not None else build_channels(settings, engine)[:1]:
+        channel.add_routes(app)
     app.router.add_get("/healthz", _healthz)
     return app
 
@@ -83,16 +96,18 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def serve(settings: Settings, on_ready: Callable[[int], None]) -> None:
-    """Run the bot until SIGINT/SIGTERM: migrate, start channels, serve the web chat.
+async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> None:
+    """Run the bot until SIGINT/SIGTERM: migrate, serve the web app, start the channels.
 
-    ``on_ready`` is called with the port actually bound (useful with port 0).
+    ``on_ready`` is called with the port actually bound (useful with port 0) and the channels.
     """
     db = await open_database(settings)
     engine = await build_engine(settings, db)
-    app = build_web_app(settings, engine)
+    channels = build_channels(settings, engine)
+    app = build_web_app(settings, engine, channels)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    started = []
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -101,9 +116,18 @@ async def serve(settings: Settings, on_ready: Callable[[int], None]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        on_ready(port)
+        for channel in channels:
+            await channel.start()
+            started.append(channel)
+        on_ready(port, channels)
         await stop.wait()
         log.info("shutting down")
     finally:
+        # Stop receiving first, then let each channel finish sending, then close the server.
+        for channel in reversed(started):
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("channel %s did not stop cleanly", channel.name)
         await runner.cleanup()
         await db.dispose()

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     t = translator(settings.default_locale)
     quiet = args.command != "run" and not getattr(args, "verbose", False)
-    _setup_logging("WARNING" if quiet else settings.log_level)
+    _setup_logging("WARNING" if quiet else settings.log_level, _secrets_of(settings))
     try:
         return asyncio.run(_COMMANDS[args.command](args, settings, t))
     except KeyboardInterrupt:
@@ -125,18 +125,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(args: argparse.Namespace, settings, t) -> int:
     from bot.app import serve
+    from bot.channels.telegram import TelegramStartError
 
-    def ready(port: int) -> None:
+    def ready(port: int, channels: list) -> None:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         print(
             t("Một Cửa bot is running. Open the chat page at: {url}", url=f"http://{host}:{port}/")
         )
+        for channel in channels:
+            if channel.name != "telegram":
+                continue
+            if not channel.ready:
+                print(t("Telegram: cannot reach the Bot API yet; retrying in the background."))
+            elif channel.mode == "webhook":
+                print(
+                    t(
+                        "Telegram: @{username} receives updates at {url}",
+                        username=channel.username,
+                        url=channel.webhook_url,
+                    )
+                )
+            else:
+                print(
+                    t(
+                        "Telegram: @{username} is fetching messages (polling).",
+                        username=channel.username,
+                    )
+                )
         print(t("Press Ctrl+C to stop."), flush=True)
 
     try:
         await serve(settings, ready)
     except _DB_ERRORS as exc:
         return _database_error(t, settings, exc)
+    except TelegramStartError:
+        print(
+            t(
+                "Telegram refused the bot token. Copy it again from BotFather into "
+                "MOTCUA_TELEGRAM_TOKEN."
+            ),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -180,14 +210,45 @@ def _database_error(t, settings, exc: BaseException) -> int:
     return 1
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if secrets:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactSecrets(secrets))
     # Third-party request logs could carry tokens in URLs (Telegram puts them in the path).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class RedactSecrets(logging.Filter):
+    """Replace tokens and secrets in log lines (a library may print a URL that holds one)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "[secret]")
+            record.msg, record.args = message, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if any(secret in text for secret in self.secrets):
+                for secret in self.secrets:
+                    text = text.replace(secret, "[secret]")
+                record.msg = f"{record.msg}\n{text}"
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _secrets_of(settings) -> list[str]:
+    values = [settings.telegram_token, settings.telegram_webhook_secret]
+    return [value.get_secret_value() for value in values if value is not None]
 
 
 async def _catalogue(args: argparse.Namespace, settings, t) -> int:

@@ -58,3 +58,29 @@ async def internal_error(ctx: Context) -> Reply:
             "Please try again in a few minutes."
         ),
     )
+
+
+@router.event("attachment")
+async def attachment_received(ctx: Context) -> Reply:
+    """Acknowledge files sent outside any flow, and say what the bot can do with them."""
+    t = ctx.t
+    files = [a for a in ctx.incoming.attachments if a.kind != "unsupported"]
+    if not files:
+        return menu_reply(
+            t,
+            t(
+                "Sorry, I can only read text messages, photos and documents, not voice "
+                "messages, stickers, videos or locations. Please type your question."
+            ),
+        )
+    names = ", ".join(f"“{a.filename}”" for a in files)
+    return menu_reply(
+        t,
+        t(
+            "I received {count} file(s): {names}. I cannot read what is in a photo or file "
+            "on its own. To send it to the commune with a complaint or suggestion, choose "
+            "“Send feedback”; to ask about a procedure, type your question.",
+            count=format_number(len(files), ctx.locale),
+            names=names,
+        ),
+    )

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from bot.core.state import ConversationState
 from bot.core.text import MAX_TEXT_CHARS, clean_text
 from bot.i18n import DEFAULT_LOCALE, normalize_locale, translator
 from bot.storage.db import Database
-from bot.storage.models import Conversation, utcnow
+from bot.storage.models import Conversation, InboundMessage, utcnow
 
 log = logging.getLogger("motcua.engine")
 
@@ -36,6 +36,7 @@ class Turn:
 
     replies: list[Reply]
     locale: str
+    duplicate: bool = False  # the platform delivered this message before; nothing was done
 
 
 def conversation_tag(channel: str, conversation_id: str) -> str:
@@ -61,13 +62,18 @@ class DialogueEngine:
         self.default_locale = normalize_locale(default_locale) or DEFAULT_LOCALE
         self.numbered_channels = frozenset(numbered_channels)
         self._locks = KeyedLocks()
+        self._prepared: dict[str, _Statements] = {}
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Handle one message and return the replies; never raises for anything the user sent."""
         return (await self.handle_turn(incoming)).replies
 
     async def handle_turn(self, incoming: Incoming) -> Turn:
-        """Handle one message; also tell the channel the conversation's locale afterwards."""
+        """Handle one message; also tell the channel the conversation's locale afterwards.
+
+        When the channel sets ``incoming.message_id`` (the platform's update id), a message
+        already handled is recognised in the same transaction and gets no replies.
+        """
         started = time.perf_counter()
         incoming = replace(
             incoming,
@@ -75,29 +81,38 @@ class DialogueEngine:
             payload=clean_text(incoming.payload) or None,
             conversation_id=str(incoming.conversation_id)[:128],
             user_id=str(incoming.user_id)[:128],
+            message_id=str(incoming.message_id)[:128] if incoming.message_id else None,
         )
         key = (incoming.channel, incoming.conversation_id)
         route_name = "-"
+        duplicate = False
         async with self._locks.hold(key):
             try:
                 async with self.db.write_transaction() as session:
-                    row = await self._lock_conversation(session, incoming)
-                    state = _state_of(row)
-                    incoming = self._resolve_number(incoming, state)
-                    for route, args in self._routes_for(incoming, state):
-                        route_name = route.name
-                        ctx = self._context(incoming, state, session, args)
-                        result = await route.fn(ctx)
-                        if result is not None:
-                            break
-                    replies = _as_list(result)
-                    if any(reply.buttons for reply in replies):
-                        state.choices = [b.payload for r in replies for b in r.buttons]
+                    statements = self._statements(session)
+                    if incoming.message_id and not await statements.first_delivery(
+                        session, incoming
+                    ):
+                        duplicate, route_name = True, "duplicate"
+                        replies = []
+                        locale = normalize_locale(incoming.locale) or self.default_locale
                     else:
-                        state.choices = []
-                    state.message_count += 1
-                    _save_state(row, state, incoming)
-                locale = ctx.locale
+                        state = await statements.lock_conversation(session, incoming)
+                        incoming = self._resolve_number(incoming, state)
+                        for route, args in self._routes_for(incoming, state):
+                            route_name = route.name
+                            ctx = self._context(incoming, state, session, args)
+                            result = await route.fn(ctx)
+                            if result is not None:
+                                break
+                        replies = _as_list(result)
+                        if any(reply.buttons for reply in replies):
+                            state.choices = [b.payload for r in replies for b in r.buttons]
+                        else:
+                            state.choices = []
+                        state.message_count += 1
+                        await statements.save_state(session, incoming, state)
+                        locale = ctx.locale
             except Exception:
                 log.exception(
                     "handler failed channel=%s conv=%s handler=%s",
@@ -115,7 +130,14 @@ class DialogueEngine:
             (time.perf_counter() - started) * 1000,
             len(replies),
         )
-        return Turn(replies, locale)
+        return Turn(replies, locale, duplicate)
+
+    def _statements(self, session: AsyncSession) -> _Statements:
+        dialect = session.bind.dialect.name
+        found = self._prepared.get(dialect)
+        if found is None:
+            found = self._prepared[dialect] = _Statements(dialect)
+        return found
 
     def _routes_for(self, incoming: Incoming, state: ConversationState) -> list[tuple[Route, str]]:
         if len(incoming.text) > MAX_TEXT_CHARS:
@@ -166,61 +188,105 @@ class DialogueEngine:
             log.exception("error handler failed")
             return [Reply(ctx.t("Sorry, something went wrong."))], ctx.locale
 
-    async def _lock_conversation(self, session: AsyncSession, incoming: Incoming) -> Conversation:
-        """Create the conversation row if missing and lock it until the transaction ends.
 
-        The first statement is a write: on SQLite it takes the database write lock (waiting up
-        to the busy timeout), on PostgreSQL the upsert locks the row; either way a second
-        process handling the same chat waits here.
-        """
-        now = utcnow()
-        dialect = session.bind.dialect.name
+class _Statements:
+    """The engine's SQL, built once per dialect: building SQLAlchemy statements costs more than
+    running them on a warm connection, and every message runs all three."""
+
+    _STATE = ("locale", "step", "data", "choices", "message_count")
+
+    def __init__(self, dialect: str) -> None:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(Conversation).values(
-            channel=incoming.channel,
-            conversation_id=incoming.conversation_id,
-            user_id=incoming.user_id,
+        table = Conversation.__table__
+        upsert = insert(table).values(
+            channel=bindparam("channel"),
+            conversation_id=bindparam("conversation_id"),
+            user_id=bindparam("user_id"),
             data={},
             choices=[],
             message_count=0,
-            created_at=now,
-            updated_at=now,
+            created_at=bindparam("now"),
+            updated_at=bindparam("now"),
         )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Conversation.channel, Conversation.conversation_id],
-            set_={"updated_at": now},
-        )
-        await session.execute(stmt)
-        result = await session.execute(
-            select(Conversation)
+        # The upsert is the first write of the transaction: on SQLite it takes the database
+        # write lock (writers are also queued in process, see Database.write_transaction), on
+        # PostgreSQL it locks the row until commit; either way a second process handling the
+        # same chat waits here, and RETURNING saves a separate SELECT ... FOR UPDATE.
+        self.upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.channel, table.c.conversation_id],
+            set_={"updated_at": upsert.excluded.updated_at},
+        ).returning(*(table.c[name] for name in self._STATE))
+        self.save = (
+            update(table)
             .where(
-                Conversation.channel == incoming.channel,
-                Conversation.conversation_id == incoming.conversation_id,
+                table.c.channel == bindparam("b_channel"),
+                table.c.conversation_id == bindparam("b_conversation_id"),
             )
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            .values(
+                user_id=bindparam("b_user_id"),
+                updated_at=bindparam("b_now"),
+                **{name: bindparam(f"b_{name}", type_=table.c[name].type) for name in self._STATE},
+            )
         )
-        return result.scalar_one()
+        inbound = InboundMessage.__table__
+        self.inbound = (
+            insert(inbound)
+            .values(
+                channel=bindparam("channel"),
+                message_id=bindparam("message_id"),
+                received_at=bindparam("now"),
+            )
+            .on_conflict_do_nothing(index_elements=[inbound.c.channel, inbound.c.message_id])
+        )
 
+    async def first_delivery(self, session: AsyncSession, incoming: Incoming) -> bool:
+        """Record the platform's id of this message; False if it was recorded before."""
+        result = await session.execute(
+            self.inbound,
+            {"channel": incoming.channel, "message_id": incoming.message_id, "now": utcnow()},
+        )
+        return result.rowcount == 1
 
-def _state_of(row: Conversation) -> ConversationState:
-    return ConversationState(
-        locale=row.locale,
-        step=row.step,
-        data=dict(row.data or {}),
-        choices=list(row.choices or []),
-        message_count=row.message_count,
-    )
+    async def lock_conversation(
+        self, session: AsyncSession, incoming: Incoming
+    ) -> ConversationState:
+        """Create the conversation row if missing, lock it until commit, return its state."""
+        row = (
+            await session.execute(
+                self.upsert,
+                {
+                    "channel": incoming.channel,
+                    "conversation_id": incoming.conversation_id,
+                    "user_id": incoming.user_id,
+                    "now": utcnow(),
+                },
+            )
+        ).one()
+        return ConversationState(
+            locale=row.locale,
+            step=row.step,
+            data=dict(row.data or {}),
+            choices=list(row.choices or []),
+            message_count=row.message_count,
+        )
 
-
-def _save_state(row: Conversation, state: ConversationState, incoming: Incoming) -> None:
-    row.locale = state.locale
-    row.step = state.step
-    row.data = dict(state.data)
-    row.choices = list(state.choices)
-    row.message_count = state.message_count
-    row.user_id = incoming.user_id
-    row.updated_at = utcnow()
+    async def save_state(
+        self, session: AsyncSession, incoming: Incoming, state: ConversationState
+    ) -> None:
+        await session.execute(
+            self.save,
+            {
+                "b_channel": incoming.channel,
+                "b_conversation_id": incoming.conversation_id,
+                "b_user_id": incoming.user_id,
+                "b_now": utcnow(),
+                "b_locale": state.locale,
+                "b_step": state.step,
+                "b_data": dict(state.data),
+                "b_choices": list(state.choices),
+                "b_message_count": state.message_count,
+            },
+        )
 
 
 def _as_list(result: HandlerResult) -> list[Reply]:

@@ -14,7 +14,7 @@ from bot.core.state import ConversationState
 from bot.i18n import Translator, translator
 from procedures_catalog.normalize import fold
 
-ENGINE_EVENTS = ("empty", "too_long", "error")
+ENGINE_EVENTS = ("empty", "too_long", "error", "attachment")
 HandlerResult = Reply | Sequence[Reply] | None
 HandlerFn = Callable[["Context"], Awaitable[HandlerResult]]
 
@@ -115,7 +115,8 @@ class Router:
         return register
 
     def event(self, *names: str) -> Callable[[HandlerFn], HandlerFn]:
-        """Handle an engine event: "empty" text, "too_long" text or an "error" in a handler."""
+        """Handle an engine event: "empty" text, "too_long" text, an "error" in a handler, or an
+        "attachment" (files without text) that no step of a flow was waiting for."""
 
         def register(fn: HandlerFn) -> HandlerFn:
             for name in names:
@@ -186,6 +187,8 @@ class RouteTable:
             return [(self.phrases[folded], "")]
         if state.step and state.step in self.steps:
             return [(self.steps[state.step], "")]
+        if not folded and incoming.attachments:
+            return [(self.events["attachment"], "")]
         candidates = []
         if folded:
             candidates = [(route, "") for predicate, route in self.texts if predicate(folded)]

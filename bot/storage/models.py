@@ -76,3 +76,20 @@ class SearchLogEntry(Base):
     query: Mapped[str] = mapped_column(String(200))
     top_code: Mapped[str | None] = mapped_column(String(16))
     results: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InboundMessage(Base):
+    """A platform update already handled (Telegram ``update_id``, Zalo message id).
+
+    Written in the same transaction as the conversation's new state, so an update that the
+    platform delivers again (after a timeout, a restart, or to another process) is handled once.
+    Rows older than a few days are pruned: platforms stop re-delivering long before that.
+    """
+
+    __tablename__ = "inbound_messages"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
