@@ -108,6 +108,11 @@ def test_default_database_lives_under_var(tmp_path) -> None:
         ("MOTCUA_DATABASE_URL", "postgresql+psycopg2://u@h/db"),
         ("MOTCUA_PORT", "eighty"),
         ("MOTCUA_DEFAULT_LOCALE", "fr"),
+        ("MOTCUA_TELEGRAM_TOKEN", "123:abc"),
+        ("MOTCUA_TELEGRAM_MODE", "hook"),
+        ("MOTCUA_TELEGRAM_WEBHOOK_URL", "http://bot.example.vn/telegram"),
+        ("MOTCUA_TELEGRAM_WEBHOOK_SECRET", "short"),
+        ("MOTCUA_TELEGRAM_API_BASE_URL", "api.telegram.org"),
     ],
 )
 def test_invalid_setting_names_the_variable_without_traceback(tmp_path, variable, value) -> None:
@@ -117,6 +122,47 @@ def test_invalid_setting_names_the_variable_without_traceback(tmp_path, variable
     assert "Cấu hình không hợp lệ" in err or "Invalid settings" in err
     assert variable in err
     assert "Traceback" not in err
+
+
+def test_webhook_mode_names_what_it_is_missing(tmp_path) -> None:
+    env = motcua_env(
+        tmp_path,
+        MOTCUA_TELEGRAM_TOKEN="123456789:TESTtokenABCDEFGHIJKLMNOPQRSTUVWXYZ01",
+        MOTCUA_TELEGRAM_MODE="webhook",
+        MOTCUA_TELEGRAM_WEBHOOK_URL="https://bot.example.vn/telegram/webhook",
+    )
+    result = motcua("migrate", env=env)
+    err = result.stderr.decode()
+    assert result.returncode == 2
+    assert "MOTCUA_TELEGRAM_WEBHOOK_SECRET" in err
+    assert "TESTtoken" not in err and "Traceback" not in err
+
+
+def test_log_filter_hides_secrets_in_messages_and_tracebacks() -> None:
+    import logging
+
+    from bot.cli import RedactSecrets
+
+    token = "123456789:TESTtokenABCDEFGHIJKLMNOPQRSTUVWXYZ01"
+    record = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        "POST %s failed",
+        (f"https://api.telegram.org/bot{token}/getMe",),
+        None,
+    )
+    try:
+        raise ConnectionError(f"cannot reach /bot{token}/getUpdates")
+    except ConnectionError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    assert RedactSecrets([token]).filter(record)
+    line = logging.Formatter().format(record)
+    assert token not in line
+    assert "/bot[secret]/getMe" in line and "/bot[secret]/getUpdates" in line
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import sys
 
 import aiohttp
 import pytest
@@ -257,3 +258,46 @@ async def test_tokens_never_reach_the_logs(polling, webhook) -> None:
         assert TOKEN not in text
         assert TOKEN.split(":")[1] not in text
         assert SECRET not in text
+
+
+async def test_a_token_telegram_refuses_stops_start_up_with_a_clear_message(tmp_path) -> None:
+    api = FakeBotAPI("999999999:SOMEoneELSEStokenABCDEFGHIJKLMNOPQRS")
+    await api.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--port",
+            "0",
+            env=bot_env(api, f"sqlite:///{tmp_path}/bot.sqlite3", "polling"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await api.stop()
+    assert proc.returncode == 1
+    text = err.decode()
+    assert "Telegram từ chối mã bot (token)" in text
+    assert "Traceback" not in text and TOKEN not in text
+
+
+async def test_web_chat_serves_while_telegram_is_unreachable(tmp_path) -> None:
+    api = FakeBotAPI(TOKEN)  # never started: nothing listens on its address
+    api.port = _free_port()
+    env = bot_env(api, f"sqlite:///{tmp_path}/bot.sqlite3", "polling")
+    async with running_bot(env) as bot:
+        assert "chưa kết nối được tới Bot API" in "".join(bot.stdout)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{bot.port}/") as page:
+                assert page.status == 200
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

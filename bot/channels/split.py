@@ -23,10 +23,7 @@ def split_text(text: str, limit: int, measure: Callable[[str], int] = utf16_leng
     rest = text
     while measure(rest) > limit:
         head = _longest_prefix(rest, limit, measure)
-        if rest[len(head)] in " \n":  # the limit falls exactly between two words
-            cut, skip = len(head), 1
-        else:
-            cut, skip = _best_cut(head)
+        cut, skip = _best_cut(head, rest[len(head)])
         piece, rest = rest[:cut].rstrip(), rest[cut + skip :]
         if piece:
             pieces.append(piece)
@@ -47,15 +44,20 @@ def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> str
     return text[:low]
 
 
-def _best_cut(head: str) -> tuple[int, int]:
-    """Where to cut ``head`` (more text follows it) and how many separator characters to drop:
-    the last paragraph break in its second half, else the last line break, else the last space,
-    else its very end (one word longer than a whole message)."""
+def _best_cut(head: str, following: str) -> tuple[int, int]:
+    """Where to cut ``head`` (``following`` is the next character) and how many separator
+    characters to drop: the last paragraph break in its second half, else the last line break,
+    else between two words (right after ``head`` if a space follows it), else its very end (one
+    word longer than a whole message)."""
     at = head.rfind("\n\n")
     if at > len(head) // 2:
         return at, 2
-    for separator in ("\n", " "):
-        at = head.rfind(separator)
-        if at > 0:
-            return at, 1
+    at = head.rfind("\n")
+    if at > 0:
+        return at, 1
+    if following in " \n":
+        return len(head), 1
+    at = head.rfind(" ")
+    if at > 0:
+        return at, 1
     return len(head), 0

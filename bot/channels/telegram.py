@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -50,11 +51,15 @@ from bot.core.messages import Attachment, Button, Incoming, Reply
 from bot.i18n import N_, SUPPORTED_LOCALES, translator
 
 log = logging.getLogger("motcua.telegram")
+# Durations as timedelta (PTB's coming default; read when used) rather than the deprecated
+# integers; _seconds accepts both.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 MAX_TEXT = 4096  # Bot API limit for one message, in UTF-16 code units
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
 ALLOWED_UPDATES = ["message", "callback_query"]
 SEND_ATTEMPTS = 5  # per API call, for network errors; flood-control waits are on top
+RETRY_DELAY = 0.5  # seconds before the first retry; doubles up to 8 s, with jitter
 MAX_FLOOD_WAIT = 300.0  # seconds; Telegram asks for longer only after abuse
 SHORT_LABEL = 18  # buttons with labels this short are laid out two per row
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -123,6 +128,7 @@ class TelegramChannel:
         self._send_locks = KeyedLocks()
         self._deliveries: set[asyncio.Task] = set()
         self._retry_start: asyncio.Task | None = None
+        self.retry_delay = RETRY_DELAY
         self.ready = False
         self.username = ""
         self.bot_id = 0
@@ -395,7 +401,7 @@ class TelegramChannel:
     async def _call(self, make: Callable[[], Awaitable[object]], chat_id: int, what: str) -> bool:
         """Run one Bot API call: wait out flood control, retry network errors with backoff,
         give up on refusals (blocked bot, bad request); log the chat id when it fails."""
-        delay = 0.5
+        delay = self.retry_delay
         attempt = 0
         while True:
             try:
@@ -429,7 +435,7 @@ class TelegramChannel:
                     return False
                 log.warning("telegram: %s to chat_id=%s failed (%s), retrying", what, chat_id, exc)
                 await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 8.0)
+                delay = min(delay * 2, 16 * self.retry_delay)
             except TelegramError as exc:
                 log.error("telegram: %s to chat_id=%s failed: %s", what, chat_id, exc)
                 return False
