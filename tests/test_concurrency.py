@@ -97,3 +97,50 @@ async def send_chat(url: str, token: str) -> list[int]:
                 return int((await resp.json())["replies"][0]["text"])
 
         return await asyncio.gather(*(one() for _ in range(10)))
+
+
+async def test_another_process_holding_the_sqlite_write_lock_does_not_freeze_the_bot(
+    sqlite_db,
+) -> None:
+    """SQLite runs in the event loop's thread (bot/storage/sqlite_inloop.py); while another
+    process holds the write lock the bot must wait without blocking its loop, then go on."""
+    import subprocess
+    import sys
+    import time
+
+    from bot.core import Incoming
+
+    engine = make_engine(sqlite_db)
+    await engine.handle(Incoming("test", "warm", "u", text="/start"))  # WAL file exists
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+            "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(1.0);"
+            "c.execute('COMMIT')",
+            sqlite_db.url.database,
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        started = time.monotonic()
+        beat = asyncio.create_task(ticker())
+        replies = await engine.handle(Incoming("test", "blocked", "u", text="/help"))
+        waited = time.monotonic() - started
+        beat.cancel()
+    finally:
+        holder.wait(timeout=10)
+    assert replies and "/help" in replies[0].text
+    assert waited >= 0.5, "the turn should have waited for the other process"
+    # The loop kept running while the turn waited: roughly one tick per 10 ms.
+    assert ticks >= waited * 100 * 0.5, (ticks, waited)

@@ -44,6 +44,7 @@ from telegram.error import (
 from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.channels.split import split_text
+from bot.channels.telegram_http import AiohttpRequest
 from bot.config import Settings
 from bot.core.engine import DialogueEngine
 from bot.core.locks import KeyedLocks
@@ -116,9 +117,10 @@ class TelegramChannel:
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
             .concurrent_updates(True)
+            .request(AiohttpRequest(pool_size=64))
             # A second connection lets the final getUpdates at shutdown (which confirms the
             # last offset) go out while the long poll is still being torn down.
-            .get_updates_connection_pool_size(2)
+            .get_updates_request(AiohttpRequest(pool_size=2))
         )
         if self.mode == "webhook":
             builder = builder.updater(None)

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.storage.sqlite_inloop import async_creator
+
 # Seconds a SQLite writer waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 30
 
@@ -54,7 +56,9 @@ class Database:
         kwargs: dict[str, Any] = {"connect_args": dict(connect_args or {})}
         if self.is_sqlite:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"].setdefault("timeout", SQLITE_BUSY_TIMEOUT)
+            timeout = kwargs["connect_args"].pop("timeout", SQLITE_BUSY_TIMEOUT)
+            # sqlite3 in the loop's thread instead of aiosqlite's worker thread: see the module.
+            kwargs["async_creator"] = async_creator(self.url.database, timeout)
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
@@ -94,6 +98,5 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers work while one writer writes; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

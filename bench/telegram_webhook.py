@@ -1,0 +1,267 @@
+"""Updates per second and latency through the Telegram webhook, end to end, on loopback.
+
+Usage:
+    python bench/telegram_webhook.py [--chats 100] [--updates 50]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+
+What runs: the fake Bot API (tests/fakes/telegram_api.py) and the load generator share this
+process; the bot is ``motcua run`` in webhook mode in its own process, exactly as deployed
+(python-telegram-bot, the dialogue engine, the database; log level INFO). ``--chats`` simulated
+citizens write at once, one HTTP connection each; every citizen sends an update, waits for the
+webhook's 200 *and* for all of the bot's replies to reach the fake Bot API, then sends the next.
+The messages cycle through a short conversation: /start, a search typed without diacritics,
+a button press on the card, /help, another search.
+
+Reported per run: updates/s (updates whose replies all arrived, divided by the wall time),
+latency from POST to the webhook's answer ("ack") and from POST to the last reply arriving at
+the Bot API ("reply"), p50 and p99 in ms.
+
+The same load against bench/_bare_webhook.py (aiohttp only: parse the JSON, answer, send one
+sendMessage) is measured in the same run as the ceiling of this machine and this load
+generator; the bot's figures are also given as a share of it.
+
+The database is a fresh SQLite file; with --postgres-url the run is repeated on a throwaway
+PostgreSQL database created (and dropped) through that server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
+from tests.telegram_helpers import SECRET, TOKEN, bot_env, running_bot  # noqa: E402
+
+# One citizen's conversation, repeated: (kind, value).
+SCRIPT = [
+    ("text", "/start"),
+    ("text", "giay khai sinh cho con"),
+    ("press", "proc:docs:1.001193"),
+    ("text", "/help"),
+    ("text", "dang ky ket hon"),
+]
+
+
+@dataclass
+class Result:
+    name: str
+    updates: int
+    seconds: float
+    ack_ms: list[float] = field(default_factory=list)
+    reply_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.seconds
+
+    def row(self, ceiling: Result | None) -> str:
+        share = f"{self.rate / ceiling.rate:.0%}" if ceiling and ceiling is not self else "—"
+        return (
+            f"| {self.name} | {self.updates:,} | {self.rate:,.0f} | {share} | "
+            f"{pct(self.ack_ms, 50):.1f} | {pct(self.ack_ms, 99):.1f} | "
+            f"{pct(self.reply_ms, 50):.1f} | {pct(self.reply_ms, 99):.1f} |"
+        )
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if values else 0.0
+
+
+class Replies:
+    """Counts sendMessage calls per chat and wakes whoever waits for the n-th one."""
+
+    def __init__(self) -> None:
+        self.count: dict[int, int] = {}
+        self.waiting: dict[int, tuple[int, asyncio.Future]] = {}
+
+    def __call__(self, call: Call) -> None:
+        if call.method != "sendMessage":
+            return
+        chat = call.chat_id
+        self.count[chat] = self.count.get(chat, 0) + 1
+        wanted = self.waiting.get(chat)
+        if wanted and self.count[chat] >= wanted[0] and not wanted[1].done():
+            wanted[1].set_result(None)
+
+    def expect(self, chat: int, more: int) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        target = self.count.get(chat, 0) + more
+        if more <= 0 or self.count.get(chat, 0) >= target:
+            future.set_result(None)
+        self.waiting[chat] = (target, future)
+        return future
+
+
+def make_update(api: FakeBotAPI, chat: int, step: tuple[str, str], texts_only: bool) -> dict:
+    kind, value = step
+    if kind == "press" and not texts_only:
+        return api.callback_update(chat, value)
+    return api.text_update(chat, value if kind == "text" else "giay to can nop")
+
+
+async def drive(
+    api: FakeBotAPI,
+    url: str,
+    name: str,
+    chats: int,
+    per_chat: int,
+    replies_per_step: list[int],
+    texts_only: bool,
+    first_chat: int,
+) -> Result:
+    replies = Replies()
+    api.on_call = replies
+    result = Result(name, chats * per_chat, 0.0)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    connector = aiohttp.TCPConnector(limit=chats)
+
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def citizen(chat: int) -> None:
+            for i in range(per_chat):
+                step = i % len(SCRIPT)
+                update = make_update(api, chat, SCRIPT[step], texts_only)
+                done = replies.expect(chat, replies_per_step[step])
+                started = time.perf_counter()
+                async with session.post(url, json=update) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{name}: webhook answered {response.status}")
+                acked = time.perf_counter()
+                await asyncio.wait_for(done, 60)
+                finished = time.perf_counter()
+                result.ack_ms.append((acked - started) * 1000)
+                result.reply_ms.append((finished - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(citizen(first_chat + c) for c in range(chats)))
+        result.seconds = time.perf_counter() - started
+    api.on_call = None
+    return result
+
+
+async def calibrate(api: FakeBotAPI, url: str) -> list[int]:
+    """How many messages the bot sends for each step of the script (one citizen, slowly)."""
+    chat = 9_000_000
+    counts = []
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for step in SCRIPT:
+            before = len(api.sent(chat))
+            async with session.post(url, json=make_update(api, chat, step, False)) as response:
+                assert response.status == 200, response.status
+            await api.quiet(0.3)
+            counts.append(len(api.sent(chat)) - before)
+    return counts
+
+
+async def run_bot(api: FakeBotAPI, database_url: str, name: str, args) -> Result:
+    env = bot_env(api, database_url, "webhook")
+    async with running_bot(env) as bot:
+        counts = await calibrate(api, bot.webhook)
+        print(f"  {name}: replies per step {counts}", file=sys.stderr)
+        await drive(
+            api, bot.webhook, name + " warm-up", args.chats, len(SCRIPT), counts, False, 1_000_000
+        )
+        return await drive(
+            api, bot.webhook, name, args.chats, args.updates, counts, False, 2_000_000
+        )
+
+
+async def run_bare(api: FakeBotAPI, args) -> Result:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "_bare_webhook.py"),
+        api.base_url,
+        TOKEN,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        port = int((await proc.stdout.readline()).decode().split()[1])
+        url = f"http://127.0.0.1:{port}/telegram/webhook"
+        ones = [1] * len(SCRIPT)
+        await drive(api, url, "warm-up", args.chats, len(SCRIPT), ones, True, 3_000_000)
+        return await drive(
+            api,
+            url,
+            "bare aiohttp handler (ceiling)",
+            args.chats,
+            args.updates,
+            ones,
+            True,
+            4_000_000,
+        )
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def postgres_database(admin_url: str) -> tuple[str, callable]:
+    import asyncpg
+
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"motcua_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    return dsn.rsplit("/", 1)[0] + "/" + name, drop
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chats", type=int, default=100, help="citizens writing at once")
+    parser.add_argument("--updates", type=int, default=50, help="updates per citizen")
+    parser.add_argument("--postgres-url", help="admin URL of a PostgreSQL server to also test")
+    args = parser.parse_args()
+    api = FakeBotAPI(TOKEN)
+    await api.start()
+    results = []
+    try:
+        ceiling = await run_bare(api, args)
+        results.append(ceiling)
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(
+                await run_bot(api, f"sqlite:///{tmp}/bench.sqlite3", "bot on SQLite", args)
+            )
+        if args.postgres_url:
+            url, drop = await postgres_database(args.postgres_url)
+            try:
+                results.append(await run_bot(api, url, "bot on PostgreSQL", args))
+            finally:
+                await drop()
+    finally:
+        await api.stop()
+    print(
+        f"{args.chats} citizens at once, {args.updates} updates each, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    print(
+        "| run | updates | updates/s | share of ceiling | ack p50 ms | ack p99 ms "
+        "| reply p50 ms | reply p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for result in results:
+        print(result.row(ceiling))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
