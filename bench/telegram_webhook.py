@@ -1,20 +1,23 @@
 """Updates per second and latency through the Telegram webhook, end to end, on loopback.
 
 Usage:
-    python bench/telegram_webhook.py [--chats 100] [--updates 50]
-        [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+    python bench/telegram_webhook.py [--chats 100] [--updates 50] [--rate 500]
+        [--script conversation|start] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
 What runs: the fake Bot API (tests/fakes/telegram_api.py) and the load generator share this
 process; the bot is ``motcua run`` in webhook mode in its own process, exactly as deployed
 (python-telegram-bot, the dialogue engine, the database; log level INFO). ``--chats`` simulated
 citizens write at once, one HTTP connection each; every citizen sends an update, waits for the
 webhook's 200 *and* for all of the bot's replies to reach the fake Bot API, then sends the next.
-The messages cycle through a short conversation: /start, a search typed without diacritics,
-a button press on the card, /help, another search.
+With ``--script conversation`` (default) the messages cycle through a short conversation:
+/start, a search typed without diacritics, a button press on the card, /help, another search
+(7 replies and one answerCallbackQuery per 5 updates). ``--script start`` sends only /start.
 
-Reported per run: updates/s (updates whose replies all arrived, divided by the wall time),
-latency from POST to the webhook's answer ("ack") and from POST to the last reply arriving at
-the Bot API ("reply"), p50 and p99 in ms.
+Each bot is measured twice: as fast as it goes (closed loop; latency there is mostly queueing,
+100 citizens / throughput) and at a fixed offered rate (``--rate``, open loop; latency counts
+from when each update was due). Reported: updates/s (updates whose replies all arrived,
+divided by the wall time), latency to the webhook's answer ("ack") and to the last reply
+arriving at the Bot API ("reply"), p50 and p99 in ms.
 
 The same load against bench/_bare_webhook.py (aiohttp only: parse the JSON, answer, send one
 sendMessage) is measured in the same run as the ceiling of this machine and this load
@@ -45,14 +48,18 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
 from tests.telegram_helpers import SECRET, TOKEN, bot_env, running_bot  # noqa: E402
 
-# One citizen's conversation, repeated: (kind, value).
-SCRIPT = [
-    ("text", "/start"),
-    ("text", "giay khai sinh cho con"),
-    ("press", "proc:docs:1.001193"),
-    ("text", "/help"),
-    ("text", "dang ky ket hon"),
-]
+# What one citizen sends, repeated: (kind, value).
+SCRIPTS = {
+    "conversation": [
+        ("text", "/start"),
+        ("text", "giay khai sinh cho con"),
+        ("press", "proc:docs:1.001193"),
+        ("text", "/help"),
+        ("text", "dang ky ket hon"),
+    ],
+    "start": [("text", "/start")],
+}
+SCRIPT: list[tuple[str, str]] = []
 
 
 @dataclass
@@ -69,6 +76,8 @@ class Result:
 
     def row(self, ceiling: Result | None) -> str:
         share = f"{self.rate / ceiling.rate:.0%}" if ceiling and ceiling is not self else "—"
+        if "offered" in self.name:
+            share = "—"
         return (
             f"| {self.name} | {self.updates:,} | {self.rate:,.0f} | {share} | "
             f"{pct(self.ack_ms, 50):.1f} | {pct(self.ack_ms, 99):.1f} | "
@@ -121,7 +130,11 @@ async def drive(
     replies_per_step: list[int],
     texts_only: bool,
     first_chat: int,
+    rate: float | None = None,
 ) -> Result:
+    """Closed loop (rate None): every citizen sends as soon as its previous update is answered.
+    Open loop (rate): updates are due at a fixed total rate, spread over the citizens; latency
+    counts from when an update was due, so a bot that falls behind is not flattered."""
     replies = Replies()
     api.on_call = replies
     result = Result(name, chats * per_chat, 0.0)
@@ -130,12 +143,18 @@ async def drive(
 
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-        async def citizen(chat: int) -> None:
+        async def citizen(index: int) -> None:
+            chat = first_chat + index
             for i in range(per_chat):
                 step = i % len(SCRIPT)
                 update = make_update(api, chat, SCRIPT[step], texts_only)
                 done = replies.expect(chat, replies_per_step[step])
                 started = time.perf_counter()
+                if rate:
+                    due = begin + (i * chats + index) / rate
+                    if due > started:
+                        await asyncio.sleep(due - started)
+                    started = due
                 async with session.post(url, json=update) as response:
                     await response.read()
                     if response.status != 200:
@@ -146,9 +165,9 @@ async def drive(
                 result.ack_ms.append((acked - started) * 1000)
                 result.reply_ms.append((finished - started) * 1000)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(citizen(first_chat + c) for c in range(chats)))
-        result.seconds = time.perf_counter() - started
+        begin = time.perf_counter()
+        await asyncio.gather(*(citizen(c) for c in range(chats)))
+        result.seconds = time.perf_counter() - begin
     api.on_call = None
     return result
 
@@ -168,17 +187,34 @@ async def calibrate(api: FakeBotAPI, url: str) -> list[int]:
     return counts
 
 
-async def run_bot(api: FakeBotAPI, database_url: str, name: str, args) -> Result:
+async def run_bot(api: FakeBotAPI, database_url: str, name: str, args) -> list[Result]:
     env = bot_env(api, database_url, "webhook")
     async with running_bot(env) as bot:
         counts = await calibrate(api, bot.webhook)
         print(f"  {name}: replies per step {counts}", file=sys.stderr)
-        await drive(
-            api, bot.webhook, name + " warm-up", args.chats, len(SCRIPT), counts, False, 1_000_000
+        await drive(api, bot.webhook, "warm-up", args.chats, len(SCRIPT), counts, False, 1_000_000)
+        saturated = await drive(
+            api,
+            bot.webhook,
+            f"{name}, as fast as it goes",
+            args.chats,
+            args.updates,
+            counts,
+            False,
+            2_000_000,
         )
-        return await drive(
-            api, bot.webhook, name, args.chats, args.updates, counts, False, 2_000_000
+        paced = await drive(
+            api,
+            bot.webhook,
+            f"{name}, {args.rate:g} updates/s offered",
+            args.chats,
+            args.updates,
+            counts,
+            False,
+            3_000_000,
+            rate=args.rate,
         )
+        return [saturated, paced]
 
 
 async def run_bare(api: FakeBotAPI, args) -> Result:
@@ -197,7 +233,7 @@ async def run_bare(api: FakeBotAPI, args) -> Result:
         return await drive(
             api,
             url,
-            "bare aiohttp handler (ceiling)",
+            "bare aiohttp handler (ceiling), as fast as it goes",
             args.chats,
             args.updates,
             ones,
@@ -230,8 +266,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chats", type=int, default=100, help="citizens writing at once")
     parser.add_argument("--updates", type=int, default=50, help="updates per citizen")
+    parser.add_argument(
+        "--rate", type=float, default=500, help="offered updates/s for the paced run (target 500)"
+    )
+    parser.add_argument(
+        "--script",
+        choices=sorted(SCRIPTS),
+        default="conversation",
+        help="what citizens send: a conversation (default) or only /start",
+    )
     parser.add_argument("--postgres-url", help="admin URL of a PostgreSQL server to also test")
     args = parser.parse_args()
+    SCRIPT[:] = SCRIPTS[args.script]
     api = FakeBotAPI(TOKEN)
     await api.start()
     results = []
@@ -239,19 +285,17 @@ async def main() -> None:
         ceiling = await run_bare(api, args)
         results.append(ceiling)
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(
-                await run_bot(api, f"sqlite:///{tmp}/bench.sqlite3", "bot on SQLite", args)
-            )
+            results += await run_bot(api, f"sqlite:///{tmp}/bench.sqlite3", "bot on SQLite", args)
         if args.postgres_url:
             url, drop = await postgres_database(args.postgres_url)
             try:
-                results.append(await run_bot(api, url, "bot on PostgreSQL", args))
+                results += await run_bot(api, url, "bot on PostgreSQL", args)
             finally:
                 await drop()
     finally:
         await api.stop()
     print(
-        f"{args.chats} citizens at once, {args.updates} updates each, "
+        f"script {args.script}, {args.chats} citizens at once, {args.updates} updates each, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print(
