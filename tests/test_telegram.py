@@ -182,6 +182,8 @@ async def test_webhook_rejects_malformed_updates(webhook) -> None:
     assert await bot.post(session, b"[1, 2]") == 400
     assert await bot.post(session, b'{"update_id": "seven"}') == 400
     assert await bot.post(session, "Cập nhật".encode("utf-16")) == 400
+    assert await bot.post(session, b'{"update_id": 1, "message": "x"}') == 400
+    assert await bot.post(session, b'{"update_id": 2, "callback_query": {}}') == 400
     # Still serving afterwards.
     assert await bot.post(session, api.text_update(2003, "/start")) == 200
     await api.wait_for("sendMessage", chat_id=2003)
