@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(args: argparse.Namespace, settings, t) -> int:
     from bot.app import serve
-    from bot.channels.telegram import TelegramStartError
+    from bot.channels.base import ChannelStartError
 
     def ready(port: int, channels: list) -> None:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -158,14 +158,15 @@ async def _run(args: argparse.Namespace, settings, t) -> int:
         await serve(settings, ready)
     except _DB_ERRORS as exc:
         return _database_error(t, settings, exc)
-    except TelegramStartError:
-        print(
-            t(
+    except ChannelStartError as exc:
+        if exc.channel == "telegram":
+            reason = t(
                 "Telegram refused the bot token. Copy it again from BotFather into "
                 "MOTCUA_TELEGRAM_TOKEN."
-            ),
-            file=sys.stderr,
-        )
+            )
+            print(reason, file=sys.stderr)
+        else:
+            print(t("Cannot start: {reason}", reason=exc), file=sys.stderr)
         return 1
     return 0
 

@@ -67,11 +67,9 @@ def bot_env(api: FakeBotAPI, database_url: str, mode: str, **extra: str) -> dict
     return env
 
 
-@contextlib.asynccontextmanager
-async def running_bot(env: dict[str, str], *, timeout: float = 60) -> AsyncIterator[BotProcess]:
-    """Start ``motcua run --port 0`` and wait until it prints that it is ready; stop it with
-    SIGTERM at the end and check it exited cleanly."""
-    proc = await asyncio.create_subprocess_exec(
+async def spawn_bot(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start ``motcua run --port 0`` with ``env``, its output piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -83,6 +81,13 @@ async def running_bot(env: dict[str, str], *, timeout: float = 60) -> AsyncItera
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(env: dict[str, str], *, timeout: float = 60) -> AsyncIterator[BotProcess]:
+    """Start ``motcua run --port 0`` and wait until it prints that it is ready; stop it with
+    SIGTERM at the end and check it exited cleanly."""
+    proc = await spawn_bot(env)
     bot = BotProcess(proc, 0, [])
 
     async def drain() -> None:  # a full stderr pipe would block the bot

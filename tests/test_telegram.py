@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import sys
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI
-from tests.telegram_helpers import SECRET, TOKEN, WEBHOOK_URL, bot_env, running_bot
+from tests.telegram_helpers import (
+    SECRET,
+    TOKEN,
+    WEBHOOK_URL,
+    bot_env,
+    running_bot,
+    spawn_bot,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -266,17 +272,7 @@ async def test_a_token_telegram_refuses_stops_start_up_with_a_clear_message(tmp_
     api = FakeBotAPI("999999999:SOMEoneELSEStokenABCDEFGHIJKLMNOPQRS")
     await api.start()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--port",
-            "0",
-            env=bot_env(api, f"sqlite:///{tmp_path}/bot.sqlite3", "polling"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await spawn_bot(bot_env(api, f"sqlite:///{tmp_path}/bot.sqlite3", "polling"))
         _out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
         await api.stop()

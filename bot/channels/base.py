@@ -11,6 +11,15 @@ from typing import Protocol
 from bot.core.messages import Button, Reply
 
 
+class ChannelStartError(Exception):
+    """A channel cannot start because of its configuration (e.g. a token the platform
+    refuses); the operator must fix a setting."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(reason)
+        self.channel = channel
+
+
 class Channel(Protocol):
     name: str
 

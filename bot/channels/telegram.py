@@ -43,6 +43,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ContextTypes, TypeHandler
 
+from bot.channels.base import ChannelStartError
 from bot.channels.split import split_text
 from bot.channels.telegram_http import AiohttpRequest
 from bot.config import Settings
@@ -84,10 +85,6 @@ _UNSUPPORTED = (
     "poll",
     "dice",
 )
-
-
-class TelegramStartError(Exception):
-    """Telegram refused the configuration (bad token): the operator must fix it."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +141,16 @@ class TelegramChannel:
     async def start(self) -> None:
         """Check the token, publish the commands menu, then poll or register the webhook.
 
-        A bad token stops start-up with TelegramStartError; an unreachable Bot API is retried
+        A bad token stops start-up with ChannelStartError; an unreachable Bot API is retried
         in the background so that the web chat keeps serving meanwhile.
         """
         try:
             await self._connect()
         except InvalidToken as exc:
-            raise TelegramStartError(
+            raise ChannelStartError(
+                self.name,
                 "Telegram refused the bot token (MOTCUA_TELEGRAM_TOKEN). "
-                "Copy it again from BotFather."
+                "Copy it again from BotFather.",
             ) from exc
         except (NetworkError, TelegramError) as exc:
             log.warning("Telegram is not reachable yet (%s); retrying in the background", exc)
