@@ -14,6 +14,10 @@ from bot.catalogue import CatalogueStore
 from bot.channels.web import MAX_BODY_BYTES, WebChannel
 from bot.config import Settings
 from bot.core.engine import DialogueEngine
+from bot.core.messages import Incoming
+from bot.dossiers.notifier import DossierNotifier
+from bot.dossiers.service import DossierService
+from bot.outbox import OutboxDispatcher
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from procedures_catalog.loader import BUNDLED, Catalogue
@@ -31,6 +35,16 @@ class Services:
     db: Database
     catalogue: Catalogue
     search: SearchIndex
+    dossiers: DossierService
+    # Channels that can send a message outside of a turn (dossier updates, staff answers).
+    push_channels: frozenset[str] = frozenset()
+
+    async def prefetch(self, incoming: Incoming) -> None:
+        """Network lookups a handler will need, done before the conversation is locked."""
+        if incoming.text:
+            await self.dossiers.prefetch(
+                incoming.text, f"{incoming.channel}:{incoming.conversation_id}"
+            )
 
     @property
     def unit(self) -> Unit | None:
@@ -57,7 +71,13 @@ async def load_services(settings: Settings, db: Database) -> Services:
     if settings.unit not in catalogue.units:
         log.warning("MOTCUA_UNIT=%s names no known unit", settings.unit)
     log.info("catalogue %s: %d procedures", catalogue.name, len(catalogue))
-    return Services(settings, db, catalogue, SearchIndex(catalogue.procedures.values()))
+    return Services(
+        settings,
+        db,
+        catalogue,
+        SearchIndex(catalogue.procedures.values()),
+        DossierService.build(settings, db, catalogue),
+    )
 
 
 async def build_engine(settings: Settings, db: Database) -> DialogueEngine:
@@ -92,6 +112,23 @@ def build_web_app(
     return app
 
 
+def _background_tasks(settings: Settings, db: Database, services: Services, channels: list) -> list:
+    """The outbox dispatcher and the dossier notifier, for the channels that can push."""
+    from handlers.dossier_card import change_notice
+
+    push = {channel.name: channel for channel in channels if getattr(channel, "can_push", False)}
+    services.push_channels = frozenset(push)
+    dispatcher = OutboxDispatcher(db, push)
+    notifier = DossierNotifier(
+        services.dossiers,
+        interval=settings.dossier_poll_seconds,
+        channels=frozenset(push),
+        render=change_notice,
+        on_queued=dispatcher.wake,
+    )
+    return [dispatcher, notifier]
+
+
 async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -107,7 +144,7 @@ async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> No
     app = build_web_app(settings, engine, channels)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    started = []
+    started, background = [], []
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -119,11 +156,17 @@ async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> No
         for channel in channels:
             await channel.start()
             started.append(channel)
+        background = _background_tasks(settings, db, engine.services, channels)
+        for task in background:
+            await task.start()
         on_ready(port, channels)
         await stop.wait()
         log.info("shutting down")
     finally:
         # Stop receiving first, then let each channel finish sending, then close the server.
+        for task in reversed(background):
+            await task.stop()
+        await engine.services.dossiers.close()
         for channel in reversed(started):
             try:
                 await channel.stop()

@@ -248,7 +248,11 @@ class RedactSecrets(logging.Filter):
 
 
 def _secrets_of(settings) -> list[str]:
-    values = [settings.telegram_token, settings.telegram_webhook_secret]
+    values = [
+        settings.telegram_token,
+        settings.telegram_webhook_secret,
+        settings.dossier_http_token,
+    ]
     return [value.get_secret_value() for value in values if value is not None]
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.dossiers.model import DEFAULT_CODE_PATTERN
 from bot.i18n import SUPPORTED_LOCALES
 from bot.storage.db import async_url
 
@@ -42,6 +43,29 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     # The Bot API server: Telegram's, a self-hosted one, or a local fake in tests.
     telegram_api_base_url: str = "https://api.telegram.org"
+
+    # Dossier status (see README, "Dossier status"). The source per unit: "local" (the table
+    # filled by `motcua dossiers import`), "http" (a provincial system) or "demo"; by default
+    # the demo unit uses the demo source and every other unit the local table.
+    dossier_source: Literal["local", "http", "demo"] | None = None
+    dossier_sources: dict[str, Literal["local", "http", "demo"]] = {}
+    dossier_code_pattern: str = DEFAULT_CODE_PATTERN
+    dossier_code_example: str = "000.00.15.H26-260115-0001"  # shown to citizens as a model
+    # A dossier received at or after this hour (Vietnam time) counts from the next working day.
+    dossier_cutoff_hour: int = 17
+    # Lookups allowed per conversation and for the whole bot: "COUNT/SECONDS".
+    dossier_lookup_limit: str = "10/600"
+    dossier_global_lookup_limit: str = "300/60"
+    # Units whose dossiers are shown only after the last 4 digits of the applicant's phone.
+    dossier_phone_check_units: list[str] = []
+    # How often subscribed dossiers are checked for changes, in seconds.
+    dossier_poll_seconds: float = 60.0
+    dossier_http_url: str | None = None  # e.g. https://motcua.example.gov.vn/api/hoso/{code}
+    dossier_http_token: SecretStr | None = None
+    dossier_http_fields: dict[str, str] = {}
+    dossier_http_statuses: dict[str, str] = {}
+    dossier_http_channels: dict[str, str] = {}
+    dossier_http_timeout: float = 2.5
 
     @field_validator("telegram_token")
     @classmethod
@@ -96,6 +120,60 @@ class Settings(BaseSettings):
                 raise ValueError(f"webhook mode also needs {' and '.join(missing)}")
         return self
 
+    @field_validator("dossier_code_pattern")
+    @classmethod
+    def _dossier_code_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("dossier_cutoff_hour")
+    @classmethod
+    def _cutoff(cls, value: int) -> int:
+        if not 0 <= value <= 23:
+            raise ValueError("must be an hour between 0 and 23")
+        return value
+
+    @field_validator("dossier_lookup_limit", "dossier_global_lookup_limit")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        parse_limit(value)
+        return value
+
+    @field_validator("dossier_poll_seconds", "dossier_http_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not 0 < value <= 86400:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("dossier_http_url")
+    @classmethod
+    def _dossier_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "{code}" not in value:
+            raise ValueError("must be an http(s):// address containing {code}")
+        return value
+
+    @model_validator(mode="after")
+    def _dossier_http_needs_url(self) -> Settings:
+        if "http" in (self.dossier_source, *self.dossier_sources.values()):
+            if not self.dossier_http_url:
+                raise ValueError("the http dossier source needs MOTCUA_DOSSIER_HTTP_URL")
+        return self
+
+    def dossier_source_for(self, unit: str) -> str:
+        """Which source answers for a unit's dossiers."""
+        if unit in self.dossier_sources:
+            return self.dossier_sources[unit]
+        if self.dossier_source:
+            return self.dossier_source
+        return "demo" if unit == "demo" else "local"
+
     @property
     def telegram_webhook_path(self) -> str:
         """The local path of the webhook route: the path of the public URL, so that a reverse
@@ -143,6 +221,18 @@ class Settings(BaseSettings):
 _TELEGRAM_TOKEN = re.compile(r"[0-9]{3,20}:[A-Za-z0-9_-]{20,100}")
 # Telegram accepts 1-256 characters; we ask for at least 16 so it cannot be guessed.
 _TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
+
+def parse_limit(value: str) -> tuple[int, float]:
+    """ "10/600" -> (10, 600.0): at most 10 in any 600 seconds."""
+    count, _, seconds = value.partition("/")
+    try:
+        parsed = int(count), float(seconds)
+    except ValueError:
+        raise ValueError("must be COUNT/SECONDS, e.g. 10/600") from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise ValueError("must be COUNT/SECONDS with both above zero, e.g. 10/600")
+    return parsed
 
 
 class SettingsError(Exception):

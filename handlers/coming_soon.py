@@ -1,4 +1,4 @@
-"""Menu entries whose features are not built yet (dossier status, feedback).
+"""Menu entries whose features are not built yet (feedback).
 
 Each is replaced by its own module (handlers/dossiers.py, feedback.py) when that
 feature lands; until then the citizen is told plainly and pointed to the desk itself.
@@ -12,7 +12,7 @@ from handlers.start import menu_reply
 router = Router("coming_soon")
 
 
-@router.payload("dossier:check", "feedback:new")
+@router.payload("feedback:new")
 async def not_available_yet(ctx: Context) -> Reply:
     """Tell the user this service is not available in the chat yet."""
     t = ctx.t

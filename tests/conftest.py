@@ -15,6 +15,7 @@ from bot.config import load_settings
 from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming, Reply
 from bot.core.router import Router
+from bot.dossiers.service import DossierService
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from handlers import all_routers
@@ -101,12 +102,31 @@ def commune_index() -> SearchIndex:
     return bundled_commune()[1]
 
 
-def make_engine(db: Database, extra: Sequence[Router] = (), **settings_overrides) -> DialogueEngine:
+def make_engine(
+    db: Database,
+    extra: Sequence[Router] = (),
+    *,
+    dossier_source=None,
+    push_channels: Sequence[str] = (),
+    **settings_overrides,
+) -> DialogueEngine:
+    """An engine over the bundled commune catalogue; ``dossier_source`` replaces the one the
+    settings would choose (e.g. an HTTP source pointed at a fake)."""
     settings = load_settings(
         database_url=str(db.url.render_as_string(hide_password=False)), **settings_overrides
     )
     catalogue, index = bundled_commune()
-    services = Services(settings=settings, db=db, catalogue=catalogue, search=index)
+    dossiers = DossierService.build(settings, db, catalogue)
+    if dossier_source is not None:
+        dossiers.source = dossier_source
+    services = Services(
+        settings=settings,
+        db=db,
+        catalogue=catalogue,
+        search=index,
+        dossiers=dossiers,
+        push_channels=frozenset(push_channels),
+    )
     return DialogueEngine(db, [*extra, *all_routers()], services=services)
 
 

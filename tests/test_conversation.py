@@ -101,7 +101,7 @@ async def test_cancel_returns_to_menu(chat: Chat) -> None:
 
 
 async def test_features_not_built_yet_say_so_plainly(chat: Chat) -> None:
-    await chat.press("dossier:check")
+    await chat.press("feedback:new")
     assert "chưa có trên kênh trò chuyện" in chat.text
     assert chat.buttons == MENU_VI
 

@@ -97,6 +97,8 @@ class _Target:
 class TelegramChannel:
     """Receives updates (polling or webhook) and sends replies through the Bot API."""
 
+    can_push = True  # send() reaches a chat outside of a turn (dossier updates, staff answers)
+
     name = "telegram"
 
     def __init__(self, engine: DialogueEngine, settings: Settings) -> None:

@@ -86,6 +86,7 @@ class DialogueEngine:
         key = (incoming.channel, incoming.conversation_id)
         route_name = "-"
         duplicate = False
+        await self._prefetch(incoming)
         async with self._locks.hold(key):
             try:
                 async with self.db.write_transaction() as session:
@@ -131,6 +132,17 @@ class DialogueEngine:
             len(replies),
         )
         return Turn(replies, locale, duplicate)
+
+    async def _prefetch(self, incoming: Incoming) -> None:
+        """Let services fetch what a handler will need from across the network before the
+        conversation is locked (a slow upstream must not hold a database transaction open)."""
+        prefetch = getattr(self.services, "prefetch", None)
+        if prefetch is None:
+            return
+        try:
+            await prefetch(incoming)
+        except Exception:  # the handler will try again and answer properly
+            log.exception("prefetch failed channel=%s", incoming.channel)
 
     def _statements(self, session: AsyncSession) -> _Statements:
         dialect = session.bind.dialect.name

@@ -1,0 +1,151 @@
+"""Messages pushed into chats outside of a turn (dossier updates now, staff answers later).
+
+A message is queued as a row of ``outbox`` in the transaction that decided to send it, then a
+dispatcher in each running bot claims due rows, sends them through their channel and marks them
+sent. Nothing queued is lost to a crash or restart; a crash between sending and marking can at
+worst send one message twice (the platforms offer no way to make a send idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from bot.core.messages import Button, Reply
+from bot.storage.db import Database
+from bot.storage.models import OutboxMessage, utcnow
+
+log = logging.getLogger("motcua.outbox")
+
+MAX_ATTEMPTS = 8
+CLAIM_SECONDS = 120  # another process may take a row over if we die while sending it
+
+
+def reply_to_dict(reply: Reply) -> dict:
+    return {"text": reply.text, "buttons": [[b.label, b.payload] for b in reply.buttons]}
+
+
+def reply_from_dict(data: dict) -> Reply:
+    return Reply(data["text"], [Button(label, payload) for label, payload in data["buttons"]])
+
+
+def enqueue(
+    session, channel: str, conversation_id: str, replies: Sequence[Reply], reason: str
+) -> None:
+    """Queue replies for a chat in the caller's transaction."""
+    now = utcnow()
+    session.add(
+        OutboxMessage(
+            channel=channel,
+            conversation_id=conversation_id,
+            replies=[reply_to_dict(r) for r in replies],
+            reason=reason,
+            created_at=now,
+            next_attempt_at=now,
+            attempts=0,
+        )
+    )
+
+
+class OutboxDispatcher:
+    """Sends queued messages through the channels that can push; retries with backoff."""
+
+    def __init__(self, db: Database, channels: Mapping[str, object], *, interval: float = 1.0):
+        self.db = db
+        self.channels = dict(channels)
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        """Look at the queue now rather than at the next tick."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.channels:
+            self._task = asyncio.create_task(self._loop(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("outbox: dispatch failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    async def run_once(self, limit: int = 50) -> int:
+        """Send what is due; return how many messages were delivered."""
+        now = utcnow()
+        table = OutboxMessage
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(table.id, table.channel, table.conversation_id, table.replies)
+                    .where(
+                        table.sent_at.is_(None),
+                        table.failed_at.is_(None),
+                        table.next_attempt_at <= now,
+                        table.channel.in_(list(self.channels)),
+                        or_(table.claimed_until.is_(None), table.claimed_until < now),
+                    )
+                    .order_by(table.id)
+                    .limit(limit)
+                )
+            ).all()
+        delivered = 0
+        for row in rows:
+            if not await self._claim(row.id):
+                continue  # another process took it
+            delivered += await self._send(row)
+        return delivered
+
+    async def _claim(self, row_id: int) -> bool:
+        now = utcnow()
+        async with self.db.write_transaction() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row_id,
+                    OutboxMessage.sent_at.is_(None),
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                )
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            )
+            return result.rowcount == 1
+
+    async def _send(self, row) -> int:
+        channel = self.channels[row.channel]
+        error = None
+        try:
+            ok = await channel.send(row.conversation_id, [reply_from_dict(r) for r in row.replies])
+        except Exception as exc:  # a channel bug must not stop the queue
+            log.exception("outbox: channel %s failed on message %d", row.channel, row.id)
+            ok, error = False, type(exc).__name__
+        async with self.db.write_transaction() as session:
+            message = await session.get(OutboxMessage, row.id)
+            message.claimed_until = None
+            if ok is not False:
+                message.sent_at = utcnow()
+                return 1
+            message.attempts += 1
+            message.last_error = (error or "not delivered")[:200]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.failed_at = utcnow()
+                log.error("outbox: message %d to %s given up", row.id, row.channel)
+            else:
+                backoff = min(3600, 15 * 2 ** (message.attempts - 1))
+                message.next_attempt_at = utcnow() + timedelta(seconds=backoff)
+            return 0
