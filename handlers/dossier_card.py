@@ -57,8 +57,11 @@ def deadline_line(t: Translator, service, dossier: Dossier, now: datetime) -> st
     if due is None:
         return t("Due date: not known for this procedure; please ask the desk.")
     line = t("Due date (hẹn trả): {date}", date=local_date(due))
-    if dossier.kind is StatusKind.CLOSED:
+    if dossier.kind is StatusKind.CLOSED or dossier.status == "result_ready":
         return line
+    if dossier.kind is StatusKind.NEEDS_CITIZEN:
+        # The clock stops while the desk waits for the citizen; a new date is set afterwards.
+        return line + "\n" + t("The count is paused until the desk receives what it asked for.")
     today, due_day = now.astimezone(VN_TZ).date(), due.astimezone(VN_TZ).date()
     if now > due:
         late = max(1, _working_days(service, due_day, today))
@@ -130,7 +133,7 @@ def change_notice(t: Translator, service, dossier: Dossier, index: int) -> Reply
     entry = status(change.status)
     lines = [
         t("🔔 Update on dossier {code}", code=dossier.code),
-        t("{time}: {label}", time=local_time(change.at), label=t(entry.label)),
+        f"{local_time(change.at)}: {t(entry.label)}",
         t(entry.explanation),
     ]
     if change.note:

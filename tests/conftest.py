@@ -110,8 +110,11 @@ def make_engine(
     push_channels: Sequence[str] = (),
     **settings_overrides,
 ) -> DialogueEngine:
-    """An engine over the bundled commune catalogue; ``dossier_source`` replaces the one the
-    settings would choose (e.g. an HTTP source pointed at a fake)."""
+    """An engine over the bundled commune catalogue; ``dossier_source`` is a source kind
+    ("local", "demo") or a source object replacing the one the settings would choose (e.g. an
+    HTTP source pointed at a fake)."""
+    if isinstance(dossier_source, str):
+        settings_overrides["dossier_source"], dossier_source = dossier_source, None
     settings = load_settings(
         database_url=str(db.url.render_as_string(hide_password=False)), **settings_overrides
     )

@@ -63,7 +63,7 @@ STATUSES: dict[str, Status] = {
             N_("Waiting for additional documents"),
             N_(
                 "The desk needs more documents or corrections from you before it can continue. "
-                "The processing time is counted again once you hand them in."
+                "A new due date is set once you hand them in."
             ),
         ),
         Status(
@@ -101,8 +101,8 @@ STATUSES: dict[str, Status] = {
             StatusKind.CLOSED,
             N_("Result returned late"),
             N_(
-                "The result was returned after the due date. The desk owes you a written "
-                "apology for the delay."
+                "The result was returned after the due date. If the delay caused you trouble, "
+                "you can send feedback to the commune."
             ),
         ),
         Status(
