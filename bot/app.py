@@ -41,10 +41,9 @@ class Services:
 
     async def prefetch(self, incoming: Incoming) -> None:
         """Network lookups a handler will need, done before the conversation is locked."""
-        if incoming.text:
-            await self.dossiers.prefetch(
-                incoming.text, f"{incoming.channel}:{incoming.conversation_id}"
-            )
+        text = incoming.text or incoming.payload  # a code typed, or in a button's payload
+        if text:
+            await self.dossiers.prefetch(text, f"{incoming.channel}:{incoming.conversation_id}")
 
     @property
     def unit(self) -> Unit | None:

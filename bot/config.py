@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         if "http" in (self.dossier_source, *self.dossier_sources.values()):
             if not self.dossier_http_url:
                 raise ValueError("the http dossier source needs MOTCUA_DOSSIER_HTTP_URL")
+            from bot.dossiers.http_source import FieldMapping
+
+            # A wrong mapping is reported at start-up, not at a citizen's first lookup.
+            FieldMapping.from_settings(
+                self.dossier_http_fields, self.dossier_http_statuses, self.dossier_http_channels
+            )
         return self
 
     def dossier_source_for(self, unit: str) -> str:

@@ -3,6 +3,7 @@ second factor, subscriptions, privacy, and an upstream that is down (through the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -218,5 +219,71 @@ async def test_upstream_down_shows_the_last_known_answer_with_its_time(db) -> No
             # A code never seen before while the upstream is down: an honest apology.
             await other.say("000.00.15.H26-260212-0008")
             assert "gián đoạn" in other.text and "thử lại" in other.text
+        finally:
+            await source.close()
+
+
+async def test_http_source_is_built_from_settings(db) -> None:
+    async with FakeProvincialAPI() as fake:
+        fake.add_dossier(CODE, status="Đang xử lý")
+        engine = make_engine(
+            db,
+            dossier_source="http",
+            dossier_http_url=fake.url_template,
+            dossier_http_statuses={"Đang xử lý": "returned_early"},
+        )
+        try:
+            assert isinstance(engine.services.dossiers.source, HttpDossierSource)
+            chat = Chat(engine)
+            await chat.say(CODE)
+            # The province's own status words are read through the mapping from settings.
+            assert "Đã trả kết quả trước hạn" in chat.text
+        finally:
+            await engine.services.dossiers.close()
+
+
+def test_bad_http_settings_are_refused_at_start_up() -> None:
+    from bot.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as missing_url:
+        load_settings(dossier_source="http")
+    assert "MOTCUA_DOSSIER_HTTP_URL" in str(missing_url.value)
+    with pytest.raises(SettingsError) as bad_status:
+        load_settings(
+            dossier_source="http",
+            dossier_http_url="https://motcua.example.gov.vn/api/{code}",
+            dossier_http_statuses={"1": "nonsense"},
+        )
+    assert "nonsense" in str(bad_status.value)
+
+
+async def test_a_slow_upstream_does_not_hold_up_other_chats(db) -> None:
+    """The lookup runs before the conversation's transaction: on SQLite (one writer at a
+    time) another citizen's message is answered while the upstream is still thinking."""
+    async with FakeProvincialAPI(delay=1.5) as fake:
+        fake.add_dossier(CODE, status="Đang xử lý")
+        fake.fault = "slow"
+        source = HttpDossierSource(
+            "demo",
+            fake.url_template,
+            DEFAULT_MAPPING,
+            cache=DatabaseCache(db),
+            deadline=2.5,
+            attempt_timeout=2.0,
+            attempts=1,
+        )
+        engine = make_engine(db, dossier_source=source)
+        finished: list[str] = []
+
+        async def say(chat: Chat, text: str) -> None:
+            await chat.say(text)
+            finished.append(chat.conversation_id)
+
+        try:
+            slow = asyncio.create_task(say(Chat(engine, conversation_id="slow"), CODE))
+            await asyncio.sleep(0.2)  # the lookup is under way
+            await say(Chat(engine, conversation_id="quick"), "/start")
+            await slow
+            assert finished == ["quick", "slow"]
         finally:
             await source.close()

@@ -25,8 +25,9 @@ from procedures_catalog.schema import Channel, ProcessingTime
 log = logging.getLogger("motcua.dossiers")
 
 # A remote answer is reused for this long, so that the lookup made before the conversation's
-# transaction (see ``prefetch``) serves the handler inside it without a second network call.
-_MEMO_SECONDS = 20.0
+# transaction (see ``prefetch``) serves the handler inside it without a second network call,
+# also on the next turn (the citizen typing the last digits of their phone).
+_MEMO_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
