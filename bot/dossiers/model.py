@@ -183,6 +183,10 @@ class Lookup:
     stale: bool = False  # the upstream could not be reached: this is the last known answer
     unavailable: bool = False  # the upstream could not be reached and nothing was cached
 
+    @property
+    def fresh(self) -> bool:
+        return not (self.stale or self.unavailable)
+
 
 # Receipt codes as one-stop software prints them on the slip (phiếu tiếp nhận và hẹn trả kết
 # quả): the agency's code, the receipt date as yymmdd and a sequence number, e.g.

@@ -110,7 +110,8 @@ class DossierService:
             return await self.source.lookup(code)
         now = time.monotonic()
         memo = self._memo.get(code)
-        if memo and now - memo[0] < _MEMO_SECONDS:
+        # A degraded answer is kept only long enough to serve the turn it was fetched for.
+        if memo and now - memo[0] < (_MEMO_SECONDS if memo[1].fresh else 5.0):
             return memo[1]
         result = await self.source.lookup(code)
         if len(self._memo) > 10_000:
