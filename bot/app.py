@@ -17,6 +17,7 @@ from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming
 from bot.dossiers.notifier import DossierNotifier
 from bot.dossiers.service import DossierService
+from bot.housekeeping import Housekeeping
 from bot.outbox import OutboxDispatcher
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
@@ -112,7 +113,8 @@ def build_web_app(
 
 
 def _background_tasks(settings: Settings, db: Database, services: Services, channels: list) -> list:
-    """The outbox dispatcher and the dossier notifier, for the channels that can push."""
+    """The outbox dispatcher and the dossier notifier (for the channels that can push), and the
+    pruning of old rows."""
     from handlers.dossier_card import change_notice
 
     push = {channel.name: channel for channel in channels if getattr(channel, "can_push", False)}
@@ -125,7 +127,7 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
         render=change_notice,
         on_queued=dispatcher.wake,
     )
-    return [dispatcher, notifier]
+    return [dispatcher, notifier, Housekeeping(db)]
 
 
 async def _healthz(_request: web.Request) -> web.Response:

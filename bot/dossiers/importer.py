@@ -448,7 +448,9 @@ def _chunks(reader, parser: _RowParser, report: ImportReport, size: int) -> Iter
         except csv.Error as exc:
             line = reader.line_num
             report.rows += 1
-            report.rejected.append(Rejection(start, N_("cannot read the row: {error}"), {"error": exc}))
+            report.rejected.append(
+                Rejection(start, N_("cannot read the row: {error}"), {"error": exc})
+            )
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -703,13 +705,14 @@ class _Writer:
             async with self.db.session() as session:
                 await self._fetch(session, rows)
             self._merge(rows)
-            for state in self.known.values():
+            for row in rows:
+                state = self.known[(row.unit, row.code)]
                 state.new = state.dirty = False
             return
         async with self.db.write_transaction() as session:
             await self._fetch(session, rows)
             events = self._merge(rows)
-            await self._write(session, events)
+            await self._write(session, rows, events)
         self.known.clear()
 
     async def _fetch(self, session, rows: list[_Row]) -> None:
@@ -730,7 +733,9 @@ class _Writer:
                     table.c.procedure_name,
                     table.c.due_at,
                     table.c.phone_last4,
-                ).where(table.c.unit == unit, table.c.code.in_(codes_list[start : start + CHUNK_ROWS]))
+                ).where(
+                    table.c.unit == unit, table.c.code.in_(codes_list[start : start + CHUNK_ROWS])
+                )
                 if not self.db.is_sqlite and not self.dry_run:
                     query = query.with_for_update()  # a staff change cannot slip in between
                 for r in await session.execute(query):
@@ -803,9 +808,10 @@ class _Writer:
             "recorded_at": self.now,
         }
 
-    async def _write(self, session, events: list[dict[str, Any]]) -> None:
+    async def _write(self, session, rows: list[_Row], events: list[dict[str, Any]]) -> None:
         new, changed = [], []
-        for (unit, code), s in self.known.items():
+        for unit, code in dict.fromkeys((row.unit, row.code) for row in rows):
+            s = self.known[(unit, code)]
             if s.new:
                 new.append(
                     {

@@ -91,7 +91,8 @@ class InboundMessage(Base):
 
     Written in the same transaction as the conversation's new state, so an update that the
     platform delivers again (after a timeout, a restart, or to another process) is handled once.
-    Rows older than a few days are pruned: platforms stop re-delivering long before that.
+    Rows older than 7 days are pruned (bot/housekeeping.py): platforms stop re-delivering long
+    before that.
     """
 
     __tablename__ = "inbound_messages"

@@ -1,0 +1,73 @@
+"""Deletes rows that have served their purpose, once at start and then every hour.
+
+- ``inbound_messages`` after 7 days: platforms stop re-delivering an update long before;
+- ``dossier_lookups`` after 2 days: the rate-limit windows are minutes long;
+- sent ``outbox`` messages after 30 days (kept a while to answer "did the citizen get it?").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from bot.storage.db import Database
+from bot.storage.models import DossierLookupEntry, InboundMessage, OutboxMessage, utcnow
+
+log = logging.getLogger("motcua.housekeeping")
+
+KEEP = {
+    "inbound_messages": timedelta(days=7),
+    "dossier_lookups": timedelta(days=2),
+    "outbox": timedelta(days=30),
+}
+
+
+async def prune(db: Database) -> dict[str, int]:
+    """Delete old rows; return how many per table."""
+    now = utcnow()
+    statements = {
+        "inbound_messages": delete(InboundMessage).where(
+            InboundMessage.received_at < now - KEEP["inbound_messages"]
+        ),
+        "dossier_lookups": delete(DossierLookupEntry).where(
+            DossierLookupEntry.at < now - KEEP["dossier_lookups"]
+        ),
+        "outbox": delete(OutboxMessage).where(
+            OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < now - KEEP["outbox"]
+        ),
+    }
+    counts = {}
+    for table, statement in statements.items():
+        async with db.write_transaction() as session:  # short transactions: chats go on
+            counts[table] = (await session.execute(statement)).rowcount
+    return counts
+
+
+class Housekeeping:
+    def __init__(self, db: Database, interval: float = 3600.0) -> None:
+        self.db = db
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="housekeeping")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                counts = await prune(self.db)
+                if any(counts.values()):
+                    log.info("pruned %s", counts)
+            except Exception:
+                log.exception("housekeeping failed; trying again later")
+            await asyncio.sleep(self.interval)

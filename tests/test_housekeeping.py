@@ -1,0 +1,43 @@
+"""Old rows are pruned; recent ones and unsent messages are kept."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.housekeeping import prune
+from bot.storage.models import DossierLookupEntry, InboundMessage, OutboxMessage, utcnow
+
+
+async def test_prune_removes_only_what_has_served_its_purpose(db) -> None:
+    now = utcnow()
+    old = now - timedelta(days=40)
+    async with db.write_transaction() as session:
+        session.add_all(
+            [
+                InboundMessage(channel="telegram", message_id="old", received_at=old),
+                InboundMessage(channel="telegram", message_id="new", received_at=now),
+                DossierLookupEntry(who="a", at=old, outcome="lookup"),
+                DossierLookupEntry(who="a", at=now, outcome="lookup"),
+            ]
+        )
+        for sent_at in (old, now, None):
+            session.add(
+                OutboxMessage(
+                    channel="telegram",
+                    conversation_id="1",
+                    replies=[],
+                    reason="t",
+                    created_at=old,
+                    next_attempt_at=old,
+                    attempts=0,
+                    sent_at=sent_at,
+                )
+            )
+    assert await prune(db) == {"inbound_messages": 1, "dossier_lookups": 1, "outbox": 1}
+    async with db.session() as session:
+        for model in (InboundMessage, DossierLookupEntry):
+            assert await session.scalar(select(func.count()).select_from(model)) == 1
+        # The unsent old message stays: it is still owed to someone.
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
