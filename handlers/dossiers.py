@@ -16,16 +16,12 @@ from handlers.dossier_card import SUBSCRIBE, UNSUBSCRIBE, status_card
 router = Router("dossiers")
 
 ASK_CODE, ASK_PHONE = "dossier.code", "dossier.phone"
-# Words that mean "my dossier / look up / status" once folded (no accents, lower case).
-_DOSSIER_WORDS = ("ho so", "hoso", "ma ho so", "bien nhan", "phieu hen")
-_ASK_WORDS = (
-    "tra cuu",
-    "den dau",
-    "toi dau",
-    "tinh trang",
-    "trang thai",
-    "xong chua",
-    "co ket qua",
+# "Where is my dossier?" once folded (no accents, lower case). Narrow on purpose: "tình trạng"
+# alone is also "tình trạng hôn nhân" (marital status), a procedure people search for.
+_STATUS_QUESTION = re.compile(
+    r"\btra cuu (tinh trang |trang thai |tien do )?ho ?so\b"
+    r"|\b(tinh trang|trang thai|tien do) (giai quyet |xu ly )?(cua )?ho ?so\b"
+    r"|\bho ?so\b.*\b(den dau|toi dau|xong chua|co ket qua chua|the nao roi|sao roi)\b"
 )
 # A code survives folding as "<agency parts> yymmdd number": a cheap filter before the real
 # pattern runs on the raw text.
@@ -34,7 +30,7 @@ MAX_SHOWN = 5
 
 
 def _wants_status(folded: str) -> bool:
-    return any(w in folded for w in _DOSSIER_WORDS) and any(w in folded for w in _ASK_WORDS)
+    return _STATUS_QUESTION.search(folded) is not None
 
 
 def _service(ctx: Context):

@@ -287,3 +287,16 @@ async def test_a_slow_upstream_does_not_hold_up_other_chats(db) -> None:
             assert finished == ["quick", "slow"]
         finally:
             await source.close()
+
+
+async def test_status_questions_ask_for_the_code_but_procedure_questions_are_searched(
+    local_engine,
+) -> None:
+    chat = Chat(local_engine)
+    await chat.say("ho so cua em xong chua a")
+    assert "nhập mã hồ sơ" in chat.text
+    await chat.say("hủy")
+    # "tình trạng hôn nhân" (marital status) with "hồ sơ" is a procedure, not a dossier.
+    await chat.say("cho hỏi thủ tục xác nhận tình trạng hôn nhân thì hồ sơ gồm những gì")
+    assert "nhập mã hồ sơ" not in chat.text
+    assert "tình trạng hôn nhân" in chat.text.lower()
