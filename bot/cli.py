@@ -72,6 +72,45 @@ def _parser(t) -> argparse.ArgumentParser:
             "--catalogue", help=t("catalogue name (default: MOTCUA_CATALOGUE or commune)")
         )
     show.add_argument("--lang", choices=("vi", "en"), help=t("language of the answer"))
+
+    from bot.dossiers.cli import import_epilog, statuses_epilog
+
+    dossiers = commands.add_parser(
+        "dossiers", help=t("import dossiers, record status changes, show a dossier")
+    )
+    dossier_commands = dossiers.add_subparsers(
+        dest="dossiers_command", metavar="ACTION", required=True
+    )
+    dossier_import = dossier_commands.add_parser(
+        "import",
+        help=t("import the dossier list exported by the one-stop software (.csv)"),
+        description=t(
+            "Import the dossier list exported by the one-stop software into the local table."
+        ),
+        epilog=import_epilog(t),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dossier_import.add_argument("file", help=t("the CSV file to import"))
+    dossier_import.add_argument(
+        "--dry-run", action="store_true", help=t("check the file against the table, change nothing")
+    )
+    set_status = dossier_commands.add_parser(
+        "set-status",
+        help=t("record a new status of a dossier (added to its history)"),
+        epilog=statuses_epilog(t),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    set_status.add_argument("code", help=t("receipt code, e.g. 000.00.15.H26-260115-0001"))
+    set_status.add_argument("status", help=t("new status: a code below or its Vietnamese words"))
+    set_status.add_argument(
+        "--note", default="", help=t("note the citizen reads, e.g. the documents to add")
+    )
+    dossier_show = dossier_commands.add_parser(
+        "show", help=t("print a dossier's status and history (no personal data)")
+    )
+    dossier_show.add_argument("code", help=t("receipt code"))
+    for sub in (dossier_import, set_status, dossier_show):
+        sub.add_argument("--unit", help=t("commune or ward id (default: MOTCUA_UNIT)"))
     return parser
 
 
@@ -265,6 +304,21 @@ async def _catalogue(args: argparse.Namespace, settings, t) -> int:
         return _database_error(t, settings, exc)
 
 
-_COMMANDS = {"run": _run, "console": _console, "migrate": _migrate, "catalogue": _catalogue}
+async def _dossiers(args: argparse.Namespace, settings, t) -> int:
+    from bot.dossiers.cli import run_dossiers_command
+
+    try:
+        return await run_dossiers_command(args, settings, t)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+
+
+_COMMANDS = {
+    "run": _run,
+    "console": _console,
+    "migrate": _migrate,
+    "catalogue": _catalogue,
+    "dossiers": _dossiers,
+}
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
 
-from bot.dossiers.calendar import WorkingCalendar
 from bot.dossiers.model import (
     DEFAULT_CODE_PATTERN,
     STATUSES,
@@ -40,6 +39,9 @@ from bot.dossiers.model import (
 from bot.i18n import N_
 from procedures_catalog.normalize import fold
 from procedures_catalog.schema import Channel, ProcessingTime
+
+if TYPE_CHECKING:  # the calendar loads the holidays package: only when a due date is counted
+    from bot.dossiers.calendar import WorkingCalendar
 
 CHUNK_ROWS = 5_000  # rows per transaction; also bounds the IN list of the read (asyncpg: 32767)
 MAX_SHOWN_VALUE = 40  # a cell quoted in a reason is cut to this many characters
@@ -160,34 +162,35 @@ _FIELD_OF = {fold(name): column.field for column in COLUMNS for name in column.n
 _PERSONAL = tuple(fold(name) for name in PERSONAL_COLUMNS)
 _REQUIRED = tuple(column.field for column in COLUMNS if column.required)
 
-# Status words of one-stop software, folded; our codes and English labels are added below.
-_STATUS_WORDS = {
-    "received": ("da tiep nhan", "moi tiep nhan", "tiep nhan"),
+# Status words of one-stop software (the first is shown in help texts), matched after ``fold``;
+# our codes and English labels are accepted too.
+STATUS_WORDS: dict[str, tuple[str, ...]] = {
+    "received": ("Đã tiếp nhận", "Mới tiếp nhận", "Tiếp nhận"),
     "in_progress": (
-        "dang xu ly",
-        "dang giai quyet",
-        "dang thu ly",
-        "dang xu ly qua han",
-        "dang giai quyet qua han",
-        "dang xu ly trong han",
+        "Đang xử lý",
+        "Đang giải quyết",
+        "Đang thụ lý",
+        "Đang xử lý quá hạn",
+        "Đang giải quyết quá hạn",
+        "Đang xử lý trong hạn",
     ),
-    "needs_documents": ("cho bo sung", "cho bo sung ho so", "yeu cau bo sung"),
-    "paused": ("tam dung", "tam dung xu ly", "cho thuc hien nghia vu tai chinh"),
-    "result_ready": ("co ket qua", "da co ket qua", "cho tra ket qua"),
-    "returned_early": ("da tra ket qua truoc han", "tra truoc han"),
-    "returned_on_time": ("da tra ket qua dung han", "tra dung han"),
+    "needs_documents": ("Chờ bổ sung", "Chờ bổ sung hồ sơ", "Yêu cầu bổ sung"),
+    "paused": ("Tạm dừng", "Tạm dừng xử lý", "Chờ thực hiện nghĩa vụ tài chính"),
+    "result_ready": ("Có kết quả", "Đã có kết quả", "Chờ trả kết quả"),
+    "returned_early": ("Đã trả kết quả trước hạn", "Trả trước hạn"),
+    "returned_on_time": ("Đã trả kết quả đúng hạn", "Trả đúng hạn"),
     "returned_late": (
-        "da tra ket qua qua han",
-        "da tra ket qua tre han",
-        "tra qua han",
-        "tra tre han",
+        "Đã trả kết quả quá hạn",
+        "Đã trả kết quả trễ hạn",
+        "Trả quá hạn",
+        "Trả trễ hạn",
     ),
-    "rejected": ("khong du dieu kien", "khong du dieu kien giai quyet", "tra lai", "tu choi"),
-    "withdrawn": ("rut ho so", "da rut", "da rut ho so"),
+    "rejected": ("Không đủ điều kiện", "Không đủ điều kiện giải quyết", "Trả lại", "Từ chối"),
+    "withdrawn": ("Rút hồ sơ", "Đã rút", "Đã rút hồ sơ"),
 }
 STATUS_NAMES: dict[str, str] = {fold(code): code for code in STATUSES}
 STATUS_NAMES |= {fold(s.label): code for code, s in STATUSES.items()}
-STATUS_NAMES |= {word: code for code, words in _STATUS_WORDS.items() for word in words}
+STATUS_NAMES |= {fold(word): code for code, words in STATUS_WORDS.items() for word in words}
 CHANNEL_NAMES: dict[str, ReceiptChannel] = {fold(c.value): c for c in ReceiptChannel} | {
     "truc tuyen": ReceiptChannel.ONLINE,
     "nop truc tuyen": ReceiptChannel.ONLINE,
@@ -250,7 +253,8 @@ class ImportReport:
     rows: int = 0  # data rows read (blank lines not counted)
     created: int = 0  # new dossiers
     status_changes: int = 0  # history entries appended to dossiers already known
-    unchanged: int = 0  # rows whose status was already the stored one
+    unchanged: int = 0  # rows whose status was already the stored one (or already recorded)
+    stale: int = 0  # rows whose status time is older than the stored status: not applied
     receipt_kept: int = 0  # rows whose receipt time differed from the stored (kept) one
     channel_kept: int = 0  # the same for the receipt channel
     due_computed: int = 0  # due dates counted from the catalogue
@@ -272,7 +276,7 @@ class _Row:
     channel: str
     due_at: datetime | None
     status: str
-    status_at: datetime
+    status_at: datetime | None  # None: not in the file (see _Writer._at)
     note: str
     phone_last4: str | None
 
@@ -288,6 +292,8 @@ class _State:
     procedure_name: str | None
     due_at: datetime | None
     phone_last4: str | None
+    last_at: datetime | None = None  # when the current status was set
+    history: set[tuple[str, datetime]] = field(default_factory=set)  # (status, at) recorded
     new: bool = False  # to insert
     dirty: bool = False  # stored, to update
 
@@ -371,7 +377,9 @@ def _sniff(path: Path) -> tuple[str, int]:
         with path.open("rb") as fh:
             head = fh.read(_SNIFF_BYTES)
     except OSError as exc:
-        raise DossierFileError(N_("cannot open the file ({error})"), error=exc.strerror) from None
+        raise DossierFileError(
+            N_("cannot open the file ({error})"), error=exc.strerror or exc
+        ) from None
     try:
         text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
@@ -505,7 +513,6 @@ class _RowParser:
     ) -> None:
         self.positions = positions
         self.width = width
-        self.last = max(positions.values())
         self.headers = headers
         self.unit_default = unit_default
         self.pattern = pattern
@@ -519,11 +526,10 @@ class _RowParser:
         return Rejection(line, reason, params)
 
     def parse(self, row: list[str], line: int) -> _Row | Rejection:
-        if len(row) != self.width and (
-            len(row) <= self.last or any(cell.strip() for cell in row[self.width :])
-        ):
-            # A stray delimiter shifts every cell: reading on would store wrong data (perhaps
-            # a piece of an address as a note), so the row goes whole, its cells unquoted.
+        if len(row) < self.width or any(cell.strip() for cell in row[self.width :]):
+            # A stray or missing delimiter shifts the cells: reading on would store wrong data
+            # (perhaps a piece of an address as a note), so the row goes whole, its cells
+            # unquoted. Empty cells past the header's end are harmless.
             return self._reject(
                 line,
                 N_("the row has {found} cells but the header has {expected}"),
@@ -599,12 +605,9 @@ class _RowParser:
                 due_at = utc(local.replace(hour=self.closing_hour, tzinfo=None))
             if _day(due_at) < received_day:
                 return self._reject(line, N_("the due date is before the receipt"))
-        if times["status_at"]:
-            status_at = times["status_at"][0]
-            if _day(status_at) < received_day:
-                return self._reject(line, N_("the status time is before the receipt"))
-        else:
-            status_at = received_at if status == "received" else self.now
+        status_at = times["status_at"][0] if times["status_at"] else None
+        if status_at is not None and _day(status_at) < received_day:
+            return self._reject(line, N_("the status time is before the receipt"))
 
         digits = "".join(ch for ch in cells.get("phone", "") if ch.isdigit())
         return _Row(
@@ -641,7 +644,11 @@ class _DueDates:
 
     def __init__(self, catalogue, calendar: WorkingCalendar | None) -> None:
         self.catalogue = catalogue
-        self.calendar = calendar or WorkingCalendar()
+        if calendar is None:
+            from bot.dossiers.calendar import WorkingCalendar
+
+            calendar = WorkingCalendar()
+        self.calendar = calendar
         self.closing_hour = self.calendar.closing_hour
         self._times: dict[tuple[str, str], ProcessingTime | None] = {}
         self._dues: dict[tuple, datetime | None] = {}
@@ -716,29 +723,31 @@ class _Writer:
         self.known.clear()
 
     async def _fetch(self, session, rows: list[_Row]) -> None:
+        """Read the chunk's dossiers that are already stored, with their history."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for row in rows:
             if (row.unit, row.code) not in self.known:
                 wanted[row.unit].add(row.code)
-        table = self.dossiers
+        dossiers, events = self.dossiers, self.events
         for unit, codes in wanted.items():
-            codes_list = sorted(codes)
-            for start in range(0, len(codes_list), CHUNK_ROWS):
+            ordered = sorted(codes)
+            for start in range(0, len(ordered), CHUNK_ROWS):
+                batch = ordered[start : start + CHUNK_ROWS]
                 query = select(
-                    table.c.code,
-                    table.c.received_at,
-                    table.c.channel,
-                    table.c.status,
-                    table.c.procedure_code,
-                    table.c.procedure_name,
-                    table.c.due_at,
-                    table.c.phone_last4,
-                ).where(
-                    table.c.unit == unit, table.c.code.in_(codes_list[start : start + CHUNK_ROWS])
-                )
+                    dossiers.c.code,
+                    dossiers.c.received_at,
+                    dossiers.c.channel,
+                    dossiers.c.status,
+                    dossiers.c.procedure_code,
+                    dossiers.c.procedure_name,
+                    dossiers.c.due_at,
+                    dossiers.c.phone_last4,
+                ).where(dossiers.c.unit == unit, dossiers.c.code.in_(batch))
                 if not self.db.is_sqlite and not self.dry_run:
                     query = query.with_for_update()  # a staff change cannot slip in between
+                found = []
                 for r in await session.execute(query):
+                    found.append(r.code)
                     self.known[(unit, r.code)] = _State(
                         received_at=_aware(r.received_at),
                         channel=r.channel,
@@ -748,6 +757,17 @@ class _Writer:
                         due_at=_aware(r.due_at),
                         phone_last4=r.phone_last4,
                     )
+                if not found:
+                    continue  # a first import reads nothing more
+                history = await session.execute(
+                    select(events.c.code, events.c.status, events.c.at)
+                    .where(events.c.unit == unit, events.c.code.in_(found))
+                    .order_by(events.c.id)
+                )
+                for code, status, at in history:
+                    state = self.known[(unit, code)]
+                    state.last_at = _aware(at)
+                    state.history.add((status, state.last_at))
 
     def _merge(self, rows: list[_Row]) -> list[dict[str, Any]]:
         """Apply the rows to the known states in file order; return the history to append."""
@@ -760,7 +780,7 @@ class _Writer:
                 if due_at is None:
                     due_at = self.dues(row.procedure_code, row.channel, row.received_at)
                     report.due_computed += due_at is not None
-                self.known[key] = _State(
+                state = self.known[key] = _State(
                     received_at=row.received_at,
                     channel=row.channel,
                     status=row.status,
@@ -770,7 +790,7 @@ class _Writer:
                     phone_last4=row.phone_last4,
                     new=True,
                 )
-                events.append(self._event(row))
+                events.append(self._event(row, state))
                 report.created += 1
                 continue
             # Known already: the receipt is history. Only blanks are filled in.
@@ -788,22 +808,35 @@ class _Writer:
                     report.due_computed += due_at is not None
                 if due_at is not None:
                     state.due_at, changed = due_at, True
-            if row.status != state.status:
-                state.status, changed = row.status, True
-                events.append(self._event(row))
-                report.status_changes += 1
+            at = self._at(row, state)
+            if row.status == state.status or (row.status, at) in state.history:
+                report.unchanged += 1  # the same status, or this very change imported before
+            elif row.status_at is not None and state.last_at and row.status_at < state.last_at:
+                report.stale += 1  # an older export than what is recorded: not applied
             else:
-                report.unchanged += 1
+                state.status, changed = row.status, True
+                events.append(self._event(row, state))
+                report.status_changes += 1
             if changed and not state.new:
                 state.dirty = True
         return events
 
-    def _event(self, row: _Row) -> dict[str, Any]:
+    def _at(self, row: _Row, state: _State) -> datetime:
+        """When the row's status was set: as the file says, else the (first recorded) receipt
+        for "received" and the time of this import for any other status."""
+        if row.status_at is not None:
+            return row.status_at
+        return state.received_at if row.status == "received" else self.now
+
+    def _event(self, row: _Row, state: _State) -> dict[str, Any]:
+        at = self._at(row, state)
+        state.last_at = at
+        state.history.add((row.status, at))
         return {
             "unit": row.unit,
             "code": row.code,
             "status": row.status,
-            "at": row.status_at,
+            "at": at,
             "note": row.note,
             "recorded_at": self.now,
         }
@@ -839,7 +872,7 @@ class _Writer:
                         "phone_last4": s.phone_last4,
                     }
                 )
-        # executemany: one prepared statement for the whole chunk.
+        # executemany: one prepared statement for each kind of write in the chunk.
         if new:
             await session.execute(insert(self.dossiers), new)
         if changed:
