@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.dossiers.model import (
@@ -50,37 +50,61 @@ class LocalSource:
         self.unit = unit
 
     async def lookup(self, code: str) -> Lookup:
-        async with self.db.session() as session:
-            dossier = await load_dossier(session, self.unit, code)
+        # A plain connection, not an ORM session: one round trip for a read-only query.
+        async with self.db.engine.connect() as connection:
+            dossier = await load_dossier(connection, self.unit, code)
         return Lookup(dossier, utcnow())
 
     async def close(self) -> None:
         return None
 
 
-async def load_dossier(session, unit: str, code: str) -> Dossier | None:
-    """Read one local dossier and its history (two indexed reads)."""
-    record = await session.get(DossierRecord, (unit, code))
-    if record is None:
-        return None
-    events = (
-        await session.execute(
-            select(DossierEvent.status, DossierEvent.at, DossierEvent.note)
-            .where(DossierEvent.unit == unit, DossierEvent.code == code)
-            .order_by(DossierEvent.id)
+def _load_statement():
+    """One round trip: the dossier joined to its history, oldest change first."""
+    d, e = DossierRecord.__table__, DossierEvent.__table__
+    return (
+        select(
+            d.c.procedure_code,
+            d.c.procedure_name,
+            d.c.received_at,
+            d.c.channel,
+            d.c.due_at,
+            d.c.status,
+            d.c.phone_last4,
+            e.c.status.label("event_status"),
+            e.c.at.label("event_at"),
+            e.c.note.label("event_note"),
         )
-    ).all()
+        .select_from(d.outerjoin(e, (e.c.unit == d.c.unit) & (e.c.code == d.c.code)))
+        .where(d.c.unit == bindparam("unit"), d.c.code == bindparam("code"))
+        .order_by(e.c.id)
+    )
+
+
+_LOAD = _load_statement()
+
+
+async def load_dossier(session, unit: str, code: str) -> Dossier | None:
+    """Read one local dossier and its history (one indexed query)."""
+    rows = (await session.execute(_LOAD, {"unit": unit, "code": code})).all()
+    if not rows:
+        return None
+    first = rows[0]
     return Dossier(
-        code=record.code,
-        unit=record.unit,
-        received_at=as_utc(record.received_at),
-        channel=ReceiptChannel(record.channel),
-        status=record.status,
-        procedure_code=record.procedure_code,
-        procedure_name=record.procedure_name,
-        due_at=as_utc(record.due_at),
-        history=tuple(StatusChange(e.status, as_utc(e.at), e.note or "") for e in events),
-        phone_last4=record.phone_last4,
+        code=code,
+        unit=unit,
+        received_at=as_utc(first.received_at),
+        channel=ReceiptChannel(first.channel),
+        status=first.status,
+        procedure_code=first.procedure_code,
+        procedure_name=first.procedure_name,
+        due_at=as_utc(first.due_at),
+        history=tuple(
+            StatusChange(row.event_status, as_utc(row.event_at), row.event_note or "")
+            for row in rows
+            if row.event_status is not None
+        ),
+        phone_last4=first.phone_last4,
     )
 
 
