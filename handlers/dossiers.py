@@ -255,3 +255,41 @@ async def unsubscribe(ctx: Context) -> Reply:
             Button(ctx.t("🏠 Main menu"), "menu"),
         ],
     )
+
+
+@router.phrase(
+    "báo cho tôi khi có thay đổi",
+    "theo dõi hồ sơ",
+    "nhận thông báo",
+    "tell me when it changes",
+    "follow",
+)
+async def subscribe_typed(ctx: Context) -> Reply:
+    """The subscribe button's words typed: follow the dossier shown last."""
+    shown = _shown(ctx)
+    if not shown:
+        return await ask_code(ctx)
+    ctx.args = shown[-1]
+    return await subscribe(ctx)
+
+
+@router.command("theodoi", "following")
+@router.phrase(
+    "hủy theo dõi", "dừng thông báo", "bỏ theo dõi", "hồ sơ đang theo dõi", "stop updates"
+)
+async def following(ctx: Context) -> Reply:
+    """List the dossiers this chat follows, each with a button to stop."""
+    t = ctx.t
+    codes = await _service(ctx).subscriptions(
+        ctx.session, ctx.incoming.channel, ctx.incoming.conversation_id
+    )
+    if not codes:
+        return Reply(
+            t("You are not following any dossier."),
+            [Button(t("📄 Check a dossier"), "dossier:check"), Button(t("🏠 Main menu"), "menu")],
+        )
+    buttons = [Button(f"🔕 {code}", UNSUBSCRIBE + code) for code in codes[:8]]
+    return Reply(
+        t("You receive updates about these dossiers. Press one to stop:"),
+        [*buttons, Button(t("🏠 Main menu"), "menu")],
+    )

@@ -300,3 +300,18 @@ async def test_status_questions_ask_for_the_code_but_procedure_questions_are_sea
     await chat.say("cho hỏi thủ tục xác nhận tình trạng hôn nhân thì hồ sơ gồm những gì")
     assert "nhập mã hồ sơ" not in chat.text
     assert "tình trạng hôn nhân" in chat.text.lower()
+
+
+async def test_typed_follow_and_stop(db, local_engine) -> None:
+    await add_dossier(db)
+    chat = Chat(local_engine)
+    await chat.say("theo doi ho so")  # nothing shown yet: asks for the code
+    assert "nhập mã hồ sơ" in chat.text
+    await chat.say(CODE)
+    await chat.say("báo cho tôi khi có thay đổi")
+    assert "mỗi khi hồ sơ" in chat.text
+    await chat.say("huy theo doi")
+    assert chat.payloads[0] == "ds:u:" + CODE
+    await chat.press(chat.payloads[0])
+    await chat.say("huy theo doi")
+    assert "không theo dõi hồ sơ nào" in chat.text

@@ -107,7 +107,14 @@ async def test_webhook_start_search_button_photo(webhook) -> None:
 async def test_polling_mode_removes_any_webhook_and_publishes_commands(polling) -> None:
     api, bot = polling
     assert api.sent(method="deleteWebhook")
-    assert [c["command"] for c in api.commands["vi"]] == ["start", "help", "language", "cancel"]
+    assert [c["command"] for c in api.commands["vi"]] == [
+        "start",
+        "hoso",
+        "theodoi",
+        "help",
+        "language",
+        "cancel",
+    ]
     assert api.commands["vi"][0]["description"] == "Menu chính"
     assert api.commands["en"][0]["description"] == "Main menu"
     assert api.commands[None] == api.commands["vi"]  # default language of the deployment

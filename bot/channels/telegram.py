@@ -68,6 +68,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # The commands menu shown by Telegram's "/" button, in each language.
 COMMANDS = (
     ("start", N_("Main menu")),
+    ("hoso", N_("Check a dossier")),
+    ("theodoi", N_("Dossiers you follow")),
     ("help", N_("How to use this assistant")),
     ("language", N_("Change the language")),
     ("cancel", N_("Stop what you are doing")),
