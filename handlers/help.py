@@ -23,7 +23,8 @@ async def show_help(ctx: Context) -> Reply:
             "• Type “menu” at any time to return to the main menu, or “cancel” to stop "
             "what you are doing.\n"
             "• Type “English” or “Tiếng Việt” to change the language.\n"
-            "Commands: /start (menu), /help (this guide), /language, /cancel."
+            "Commands: /start (menu), /hoso (check a dossier), /theodoi (dossiers you follow), "
+            "/help (this guide), /language, /cancel."
         ),
         menu_buttons(t),
     )
