@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -17,6 +18,8 @@ from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming
 from bot.dossiers.notifier import DossierNotifier
 from bot.dossiers.service import DossierService
+from bot.feedback.attachments import AttachmentStore, default_root
+from bot.feedback.service import FeedbackService
 from bot.housekeeping import Housekeeping
 from bot.outbox import OutboxDispatcher
 from bot.storage.db import Database
@@ -37,8 +40,34 @@ class Services:
     catalogue: Catalogue
     search: SearchIndex
     dossiers: DossierService
+    feedback: FeedbackService
+    attachments: AttachmentStore
     # Channels that can send a message outside of a turn (dossier updates, staff answers).
     push_channels: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(
+        cls, settings: Settings, db: Database, catalogue: Catalogue, search: SearchIndex
+    ) -> Services:
+        from handlers.feedback_card import answer_notice
+
+        dossiers = DossierService.build(settings, db, catalogue)
+        attachments = AttachmentStore(
+            Path(settings.attachments_dir)
+            if settings.attachments_dir
+            else default_root(settings.database_url)
+        )
+        feedback = FeedbackService(
+            unit=settings.unit,
+            store=attachments,
+            calendar=dossiers.calendar,
+            handling_days={
+                "report": settings.feedback_days_report,
+                "proposal": settings.feedback_days_proposal,
+            },
+            render_answer=answer_notice,
+        )
+        return cls(settings, db, catalogue, search, dossiers, feedback, attachments)
 
     async def prefetch(self, incoming: Incoming) -> None:
         """Network lookups a handler will need, done before the conversation is locked."""
@@ -71,13 +100,7 @@ async def load_services(settings: Settings, db: Database) -> Services:
     if settings.unit not in catalogue.units:
         log.warning("MOTCUA_UNIT=%s names no known unit", settings.unit)
     log.info("catalogue %s: %d procedures", catalogue.name, len(catalogue))
-    return Services(
-        settings,
-        db,
-        catalogue,
-        SearchIndex(catalogue.procedures.values()),
-        DossierService.build(settings, db, catalogue),
-    )
+    return Services.build(settings, db, catalogue, SearchIndex(catalogue.procedures.values()))
 
 
 async def build_engine(settings: Settings, db: Database) -> DialogueEngine:

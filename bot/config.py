@@ -67,6 +67,23 @@ class Settings(BaseSettings):
     dossier_http_channels: dict[str, str] = {}
     dossier_http_timeout: float = 2.5
 
+    # Feedback (phản ánh, kiến nghị).
+    feedback_max_chars: int = 2000
+    # Working days the staff have to handle a feedback, per kind; set them to your province's
+    # rules.
+    feedback_days_report: int = 10
+    feedback_days_proposal: int = 10
+    # Where feedback attachments are stored (content-addressed files). Default: "attachments"
+    # beside the SQLite database, else var/attachments.
+    attachments_dir: str | None = None
+
+    @field_validator("feedback_max_chars", "feedback_days_report", "feedback_days_proposal")
+    @classmethod
+    def _positive_int(cls, value: int) -> int:
+        if not 1 <= value <= 100_000:
+            raise ValueError("must be a positive whole number")
+        return value
+
     @field_validator("telegram_token")
     @classmethod
     def _telegram_token(cls, value: SecretStr | None) -> SecretStr | None:

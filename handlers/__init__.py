@@ -7,14 +7,14 @@ from bot.core.router import Router
 
 def all_routers() -> list[Router]:
     """Every router of the bot, in order of precedence for free-text matchers."""
-    from handlers import coming_soon, dossiers, fallback, help, language, procedures, start
+    from handlers import dossiers, fallback, feedback, help, language, procedures, start
 
     return [
         start.router,
         language.router,
         help.router,
         dossiers.router,
+        feedback.router,
         procedures.router,
-        coming_soon.router,
         fallback.router,
     ]

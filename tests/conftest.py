@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -15,7 +16,6 @@ from bot.config import load_settings
 from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming, Reply
 from bot.core.router import Router
-from bot.dossiers.service import DossierService
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from handlers import all_routers
@@ -113,23 +113,17 @@ def make_engine(
     """An engine over the bundled commune catalogue; ``dossier_source`` is a source kind
     ("local", "demo") or a source object replacing the one the settings would choose (e.g. an
     HTTP source pointed at a fake)."""
+    settings_overrides.setdefault("attachments_dir", tempfile.mkdtemp(prefix="motcua-files-"))
     if isinstance(dossier_source, str):
         settings_overrides["dossier_source"], dossier_source = dossier_source, None
     settings = load_settings(
         database_url=str(db.url.render_as_string(hide_password=False)), **settings_overrides
     )
     catalogue, index = bundled_commune()
-    dossiers = DossierService.build(settings, db, catalogue)
+    services = Services.build(settings, db, catalogue, index)
+    services.push_channels = frozenset(push_channels)
     if dossier_source is not None:
-        dossiers.source = dossier_source
-    services = Services(
-        settings=settings,
-        db=db,
-        catalogue=catalogue,
-        search=index,
-        dossiers=dossiers,
-        push_channels=frozenset(push_channels),
-    )
+        services.dossiers.source = dossier_source
     return DialogueEngine(db, [*extra, *all_routers()], services=services)
 
 

@@ -100,12 +100,6 @@ async def test_cancel_returns_to_menu(chat: Chat) -> None:
     assert chat.buttons == MENU_VI
 
 
-async def test_features_not_built_yet_say_so_plainly(chat: Chat) -> None:
-    await chat.press("feedback:new")
-    assert "chưa có trên kênh trò chuyện" in chat.text
-    assert chat.buttons == MENU_VI
-
-
 async def test_console_channel_accepts_the_number_of_a_button(engine) -> None:
     chat = Chat(engine, channel="console")
     await chat.say("xin chào")
