@@ -233,8 +233,8 @@ async def ask_consent(ctx: Context) -> Reply:
         CONTACT,
         t(
             "Your phone number is personal data. The commune will use it only to contact you "
-            "about this feedback and will not share it (Decree 13/2023/NĐ-CP on personal data "
-            "protection). Do you agree?"
+            "about this feedback, will not share it, and keeps it under the rules on personal "
+            "data protection. Do you agree that it is stored and used for this?"
         ),
         [
             Button(t("✅ I agree"), "fb:consent:yes"),
