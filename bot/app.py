@@ -150,7 +150,7 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
         render=change_notice,
         on_queued=dispatcher.wake,
     )
-    return [dispatcher, notifier, Housekeeping(db)]
+    return [dispatcher, notifier, Housekeeping(db, services.attachments)]
 
 
 async def _healthz(_request: web.Request) -> web.Response:

@@ -2,7 +2,9 @@
 
 - ``inbound_messages`` after 7 days: platforms stop re-delivering an update long before;
 - ``dossier_lookups`` after 2 days: the rate-limit windows are minutes long;
-- sent ``outbox`` messages after 30 days (kept a while to answer "did the citizen get it?").
+- sent ``outbox`` messages after 30 days (kept a while to answer "did the citizen get it?");
+- attachment files no feedback refers to, after 30 days (files of drafts never sent; a draft
+  left that long is abandoned).
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from bot.storage.db import Database
-from bot.storage.models import DossierLookupEntry, InboundMessage, OutboxMessage, utcnow
+from bot.feedback.attachments import AttachmentStore
+from bot.storage.models import (
+    DossierLookupEntry,
+    FeedbackAttachment,
+    InboundMessage,
+    OutboxMessage,
+    utcnow,
+)
 
 log = logging.getLogger("motcua.housekeeping")
 
@@ -23,10 +32,11 @@ KEEP = {
     "inbound_messages": timedelta(days=7),
     "dossier_lookups": timedelta(days=2),
     "outbox": timedelta(days=30),
+    "attachments": timedelta(days=30),
 }
 
 
-async def prune(db: Database) -> dict[str, int]:
+async def prune(db: Database, store: AttachmentStore | None = None) -> dict[str, int]:
     """Delete old rows; return how many per table."""
     now = utcnow()
     statements = {
@@ -44,12 +54,21 @@ async def prune(db: Database) -> dict[str, int]:
     for table, statement in statements.items():
         async with db.write_transaction() as session:  # short transactions: chats go on
             counts[table] = (await session.execute(statement)).rowcount
+    if store is not None:
+        async with db.session() as session:
+            referenced = set(await session.scalars(select(FeedbackAttachment.sha256)))
+        counts["attachments"] = await asyncio.to_thread(
+            store.delete_unreferenced, referenced, KEEP["attachments"]
+        )
     return counts
 
 
 class Housekeeping:
-    def __init__(self, db: Database, interval: float = 3600.0) -> None:
+    def __init__(
+        self, db: Database, store: AttachmentStore | None = None, interval: float = 3600.0
+    ) -> None:
         self.db = db
+        self.store = store
         self.interval = interval
         self._task: asyncio.Task | None = None
 
@@ -65,7 +84,7 @@ class Housekeeping:
     async def _loop(self) -> None:
         while True:
             try:
-                counts = await prune(self.db)
+                counts = await prune(self.db, self.store)
                 if any(counts.values()):
                     log.info("pruned %s", counts)
             except Exception:

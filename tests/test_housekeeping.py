@@ -41,3 +41,32 @@ async def test_prune_removes_only_what_has_served_its_purpose(db) -> None:
             assert await session.scalar(select(func.count()).select_from(model)) == 1
         # The unsent old message stays: it is still owed to someone.
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+async def test_prune_removes_old_files_no_feedback_refers_to(db, tmp_path) -> None:
+    import os
+
+    from bot.feedback.attachments import AttachmentStore
+    from bot.storage.models import FeedbackAttachment
+
+    store = AttachmentStore(tmp_path / "files")
+    kept = store.put(b"%PDF-1.4 kept")
+    dropped = store.put(b"%PDF-1.4 dropped")
+    young = store.put(b"%PDF-1.4 young")
+    old = (utcnow() - timedelta(days=40)).timestamp()
+    for stored in (kept, dropped):
+        os.utime(store.path(stored.sha256), (old, old))
+    async with db.write_transaction() as session:
+        session.add(
+            FeedbackAttachment(
+                feedback_id=1,
+                sha256=kept.sha256,
+                filename="a.pdf",
+                mime_type="application/pdf",
+                size=kept.size,
+            )
+        )
+    counts = await prune(db, store)
+    assert counts["attachments"] == 1
+    assert store.exists(kept.sha256) and store.exists(young.sha256)
+    assert not store.exists(dropped.sha256)
