@@ -111,6 +111,91 @@ def _parser(t) -> argparse.ArgumentParser:
     dossier_show.add_argument("code", help=t("receipt code"))
     for sub in (dossier_import, set_status, dossier_show):
         sub.add_argument("--unit", help=t("commune or ward id (default: MOTCUA_UNIT)"))
+
+    from bot.feedback.cli import (
+        DEFAULT_LIMIT,
+        STATUS_CHOICES,
+        list_epilog,
+        positive_int,
+        staff_name,
+    )
+
+    feedback = commands.add_parser(
+        "feedback", help=t("list, show and answer citizens' feedback (phản ánh, kiến nghị)")
+    )
+    feedback_commands = feedback.add_subparsers(
+        dest="feedback_command", metavar="ACTION", required=True
+    )
+    feedback_list = feedback_commands.add_parser(
+        "list",
+        help=t("list the unit's feedback, newest first, and the counts per status"),
+        epilog=list_epilog(t),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    feedback_list.add_argument("--status", choices=STATUS_CHOICES, help=t("only this status"))
+    feedback_list.add_argument(
+        "--overdue", action="store_true", help=t("only feedback past its due date, not answered")
+    )
+    feedback_list.add_argument(
+        "--limit",
+        type=positive_int(t),
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=t("at most this many (default: {n})", n=DEFAULT_LIMIT),
+    )
+    feedback_show = feedback_commands.add_parser(
+        "show", help=t("print a feedback: content, files, history")
+    )
+    feedback_show.add_argument("code", metavar="CODE", help=t("tracking code, e.g. PA-2026-000123"))
+    feedback_show.add_argument(
+        "--show-phone", action="store_true", help=t("print the phone number in full")
+    )
+    feedback_answer = feedback_commands.add_parser(
+        "answer",
+        help=t("record the answer; the running bot sends it to the citizen's chat"),
+    )
+    feedback_assign = feedback_commands.add_parser(
+        "assign", help=t("take a feedback in hand (status: being handled)")
+    )
+    feedback_close = feedback_commands.add_parser("close", help=t("close a feedback"))
+    feedback_reopen = feedback_commands.add_parser(
+        "reopen", help=t("reopen a feedback (status: being handled)")
+    )
+    for sub in (feedback_answer, feedback_assign, feedback_close, feedback_reopen):
+        sub.add_argument("code", metavar="CODE", help=t("tracking code, e.g. PA-2026-000123"))
+        sub.add_argument(
+            "--staff",
+            required=True,
+            metavar="NAME",
+            type=staff_name(t),
+            help=t("your name, recorded in the history"),
+        )
+    answer_text = feedback_answer.add_mutually_exclusive_group(required=True)
+    answer_text.add_argument("--text", metavar="TEXT", help=t("the answer"))
+    answer_text.add_argument(
+        "--file",
+        metavar="PATH",
+        help=t("a UTF-8 text file holding the answer (- for standard input)"),
+    )
+    feedback_assign.add_argument(
+        "--to",
+        metavar="NAME",
+        type=staff_name(t),
+        help=t("the officer who handles it (default: you)"),
+    )
+    feedback_close.add_argument("--note", default="", metavar="TEXT", help=t("why it is closed"))
+    feedback_reopen.add_argument(
+        "--reason", required=True, metavar="TEXT", help=t("why it is reopened")
+    )
+    for sub in (
+        feedback_list,
+        feedback_show,
+        feedback_answer,
+        feedback_assign,
+        feedback_close,
+        feedback_reopen,
+    ):
+        sub.add_argument("--unit", help=t("commune or ward id (default: MOTCUA_UNIT)"))
     return parser
 
 
@@ -313,12 +398,22 @@ async def _dossiers(args: argparse.Namespace, settings, t) -> int:
         return _database_error(t, settings, exc)
 
 
+async def _feedback(args: argparse.Namespace, settings, t) -> int:
+    from bot.feedback.cli import run_feedback_command
+
+    try:
+        return await run_feedback_command(args, settings, t)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+
+
 _COMMANDS = {
     "run": _run,
     "console": _console,
     "migrate": _migrate,
     "catalogue": _catalogue,
     "dossiers": _dossiers,
+    "feedback": _feedback,
 }
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

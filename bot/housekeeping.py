@@ -16,8 +16,8 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
-from bot.storage.db import Database
 from bot.feedback.attachments import AttachmentStore
+from bot.storage.db import Database
 from bot.storage.models import (
     DossierLookupEntry,
     FeedbackAttachment,

@@ -4,6 +4,9 @@ A message is queued as a row of ``outbox`` in the transaction that decided to se
 dispatcher in each running bot claims due rows, sends them through their channel and marks them
 sent. Nothing queued is lost to a crash or restart; a crash between sending and marking can at
 worst send one message twice (the platforms offer no way to make a send idempotent).
+
+A *pull* channel (the web chat: a page cannot be called, it polls) is skipped by the dispatcher;
+its page takes its chat's rows with ``take_pending``, which marks them sent as it returns them.
 """
 
 from __future__ import annotations
@@ -52,12 +55,63 @@ def enqueue(
     )
 
 
+async def take_pending(
+    db: Database, channel: str, conversation_id: str, limit: int = 20
+) -> list[tuple[int, list[Reply]]]:
+    """Take a pull channel's due messages for one chat, oldest first, marking them sent.
+
+    The conditional UPDATE ... RETURNING only returns rows it turned from unsent to sent, so two
+    concurrent polls never both get one message. Most polls find nothing: a read answers those
+    without taking the write lock (SQLite has one writer for the whole database).
+    """
+    now = utcnow()
+    table = OutboxMessage
+    async with db.session() as session:
+        ids = (
+            await session.scalars(
+                select(table.id)
+                .where(
+                    table.sent_at.is_(None),
+                    table.next_attempt_at <= now,
+                    table.failed_at.is_(None),
+                    table.channel == channel,
+                    table.conversation_id == conversation_id,
+                )
+                .order_by(table.id)
+                .limit(limit)
+            )
+        ).all()
+    if not ids:
+        return []
+    async with db.write_transaction() as session:
+        rows = (
+            await session.execute(
+                update(table)
+                .where(table.id.in_(ids), table.sent_at.is_(None))
+                .values(sent_at=now)
+                .returning(table.id, table.replies)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    return [
+        (row.id, [reply_from_dict(r) for r in row.replies])
+        for row in sorted(rows, key=lambda row: row.id)
+    ]
+
+
 class OutboxDispatcher:
-    """Sends queued messages through the channels that can push; retries with backoff."""
+    """Sends queued messages through the channels that can push; retries with backoff.
+
+    Pull channels (``pull = True``) are left out: their pages take their messages themselves.
+    """
 
     def __init__(self, db: Database, channels: Mapping[str, object], *, interval: float = 1.0):
         self.db = db
-        self.channels = dict(channels)
+        self.channels = {
+            name: channel
+            for name, channel in channels.items()
+            if not getattr(channel, "pull", False)
+        }
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None

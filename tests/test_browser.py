@@ -8,6 +8,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_web_app
+from bot.channels.web import COOKIE, conversation_id
+from bot.core import Button, Reply
+from bot.outbox import enqueue
 from tests.conftest import skip_or_fail
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,7 +42,8 @@ async def page(engine, tmp_path):
             tab = await context.new_page()
             errors: list[str] = []
             tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            await tab.goto(str(server.make_url("/")))
+            # Poll for pushed messages every second (the page's own default is 10 s).
+            await tab.goto(str(server.make_url("/?poll=1")))
             yield tab
             await browser.close()
             assert not errors, errors
@@ -73,3 +77,28 @@ async def test_html_typed_by_a_citizen_is_shown_as_text(page) -> None:
     await mine.wait_for()
     assert await mine.inner_text() == "<img src=x onerror=alert(1)><b>đậm</b>"
     assert await page.locator(".msg.me img, .msg.me b").count() == 0
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+async def test_a_pushed_message_appears_with_working_buttons(page, engine) -> None:
+    await page.locator(".msg.bot").first.wait_for()
+    await page.locator("#input").fill("xin chào")
+    await page.locator("#input").press("Enter")
+    await page.locator(".msg.bot").nth(1).wait_for()
+    token = next(c["value"] for c in await page.context.cookies() if c["name"] == COOKIE)
+
+    answer = "Cán bộ trả lời: <b>hồ sơ</b> đã sẵn sàng."
+    async with engine.db.write_transaction() as session:
+        enqueue(
+            session,
+            "web",
+            conversation_id(token),
+            [Reply(answer, [Button("🌐 Ngôn ngữ / Language", "lang:choose")])],
+            "feedback_answer",
+        )
+    pushed = page.locator(".msg.bot", has_text="Cán bộ trả lời:")
+    await pushed.wait_for(timeout=10_000)
+    assert (await pushed.inner_text()).startswith(answer)
+    assert await page.locator(".msg.bot b").count() == 0
+    await pushed.get_by_role("button", name="🌐 Ngôn ngữ / Language").click()
+    await page.get_by_role("button", name="English").wait_for()

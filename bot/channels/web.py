@@ -3,8 +3,13 @@
 POST /api/messages  {"text": "..."} or {"payload": "...", "label": "..."}
   -> 200 {"replies": [{"text": "...", "buttons": [{"label": "...", "payload": "..."}]}],
           "locale": "vi"}
+GET /api/updates
+  -> 200 {"messages": [{"text": "...", "buttons": [...]}]}  (pushed messages, each given once)
 The conversation is identified by an HttpOnly cookie holding a random token; only its hash is
 stored, so a database reader cannot take over a chat.
+
+Messages pushed outside a turn (a dossier change, a staff answer) wait in the outbox: a page cannot
+be called, so it polls /api/updates, which hands over its chat's due rows and marks them sent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from aiohttp import web
 from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming, Reply
 from bot.i18n import N_, SUPPORTED_LOCALES, normalize_locale, translator
+from bot.outbox import take_pending
 
 log = logging.getLogger("motcua.web")
 
@@ -54,6 +60,10 @@ class WebChannel:
     """Serves the chat page and its JSON endpoint on the shared aiohttp application."""
 
     name = "web"
+    # Handlers may offer "tell me when it changes" here, but nothing is sent to the page: it
+    # takes its messages from the outbox when it polls (see ``updates``).
+    can_push = True
+    pull = True
 
     def __init__(self, engine: DialogueEngine, *, secure_cookies: bool = False) -> None:
         self.engine = engine
@@ -62,6 +72,7 @@ class WebChannel:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_post("/api/messages", self.post_message)
+        app.router.add_get("/api/updates", self.updates)
         app.router.add_static("/static/", ASSETS, append_version=True, name="static")
 
     async def start(self) -> None:
@@ -70,9 +81,14 @@ class WebChannel:
     async def stop(self) -> None:
         """Nothing to stop: the aiohttp application drains requests on shutdown."""
 
-    async def send(self, conversation_id: str, replies: Sequence[Reply]) -> None:
-        """Pushing into an open web chat needs a stored outbox; it comes with feedback answers."""
-        raise NotImplementedError("web chat push is not available yet")
+    async def send(self, conversation_id: str, replies: Sequence[Reply]) -> bool:
+        """Report that nothing was delivered: a page cannot be called.
+
+        The dispatcher skips pull channels and never calls this; a message for a web chat stays
+        in the outbox until its page polls /api/updates. Were it called anyway, False keeps the
+        row from being marked sent, so the page could still take it.
+        """
+        return False
 
     async def page(self, request: web.Request) -> web.Response:
         """Render the chat page in the visitor's language."""
@@ -109,7 +125,7 @@ class WebChannel:
             )
         incoming = Incoming(
             channel=self.name,
-            conversation_id=hashlib.sha256(token.encode()).hexdigest()[:32],
+            conversation_id=conversation_id(token),
             user_id="web",
             text=body.get("text") or "",
             payload=body.get("payload") or None,
@@ -130,6 +146,23 @@ class WebChannel:
                 path="/",
             )
         return response
+
+    async def updates(self, request: web.Request) -> web.Response:
+        """Hand the page the messages pushed into its chat since its last poll."""
+        token = request.cookies.get(COOKIE, "")
+        messages: list[dict] = []
+        # No cookie, no chat: a poll never creates a conversation or sets a cookie.
+        if _valid_token(token):
+            taken = await take_pending(self.engine.db, self.name, conversation_id(token))
+            messages = [_reply_json(reply) for _row_id, replies in taken for reply in replies]
+        response = web.json_response({"messages": messages})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def conversation_id(token: str) -> str:
+    """The stored id of the web chat whose cookie holds ``token`` (only its hash is kept)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 _PROBLEMS = {

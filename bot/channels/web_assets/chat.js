@@ -90,10 +90,45 @@
     }
   });
 
+  // Messages pushed outside a turn (a dossier change, a staff answer) wait on the server: poll
+  // for them while the tab is visible, and at once when it becomes visible again. "?poll=N"
+  // sets the interval in seconds (tests use 1), never under one second.
+  const pollSeconds = Math.max(1, Number(new URLSearchParams(location.search).get("poll")) || 10);
+  let polling = false;
+  let timer = null;
+
+  async function poll() {
+    if (polling || document.visibilityState !== "visible") return;
+    polling = true;
+    try {
+      const res = await fetch("/api/updates", { credentials: "same-origin", cache: "no-store" });
+      if (res.ok) {
+        const data = await res.json();
+        (data.messages || []).forEach(function (r) {
+          show({ who: "bot", text: r.text, buttons: r.buttons }, true);
+        });
+      }
+    } catch (err) {
+      // Offline for a moment: try again at the next tick.
+    } finally {
+      polling = false;
+    }
+  }
+
+  function schedulePolls() {
+    clearInterval(timer);
+    timer = null;
+    if (document.visibilityState !== "visible") return;
+    poll();
+    timer = setInterval(poll, pollSeconds * 1000);
+  }
+  document.addEventListener("visibilitychange", schedulePolls);
+
   const history = JSON.parse(sessionStorage.getItem(HISTORY) || "[]");
   if (history.length) {
     history.forEach(function (entry) { show(entry, false); });
   } else {
     send({ payload: "menu" }, null);
   }
+  schedulePolls();
 })();
