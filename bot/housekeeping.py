@@ -3,6 +3,8 @@
 - ``inbound_messages`` after 7 days: platforms stop re-delivering an update long before;
 - ``dossier_lookups`` after 2 days: the rate-limit windows are minutes long;
 - sent ``outbox`` messages after 30 days (kept a while to answer "did the citizen get it?");
+  messages a web page never came back to fetch are marked failed after 30 days (they stay in
+  the feedback's or dossier's own history);
 - attachment files no feedback refers to, after 30 days (files of drafts never sent; a draft
   left that long is abandoned).
 """
@@ -14,7 +16,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from bot.feedback.attachments import AttachmentStore
 from bot.storage.db import Database
@@ -32,6 +34,7 @@ KEEP = {
     "inbound_messages": timedelta(days=7),
     "dossier_lookups": timedelta(days=2),
     "outbox": timedelta(days=30),
+    "unfetched": timedelta(days=30),
     "attachments": timedelta(days=30),
 }
 
@@ -50,6 +53,15 @@ async def prune(db: Database, store: AttachmentStore | None = None) -> dict[str,
             OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < now - KEEP["outbox"]
         ),
     }
+    statements["unfetched"] = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+            OutboxMessage.created_at < now - KEEP["unfetched"],
+        )
+        .values(failed_at=now, last_error="not fetched")
+    )
     counts = {}
     for table, statement in statements.items():
         async with db.write_transaction() as session:  # short transactions: chats go on

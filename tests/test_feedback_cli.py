@@ -4,6 +4,8 @@ the unit isolation of the staff functions behind it (the dashboard will call the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.cli import main
 from bot.dossiers.calendar import WorkingCalendar
 from bot.dossiers.model import VN_TZ
 from bot.feedback.attachments import AttachmentStore
@@ -93,16 +96,46 @@ class Desk:
         return self
 
     def run(self, *args: str, unit: str = UNIT, stdin: str = "") -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-        env |= {
+        """Run ``motcua feedback ARGS`` in this process (``bot.cli.main``, as the console
+        script does) with its own environment and standard streams: a subprocess per call
+        cost 1.5 s of start-up each. ``test_help_lists_the_actions`` runs the real command."""
+        env = {
             "MOTCUA_DATABASE_URL": f"sqlite:///{self.path}",
             "MOTCUA_ATTACHMENTS_DIR": str(self.files),
             "MOTCUA_DEFAULT_LOCALE": "en",
             "MOTCUA_UNIT": unit,
         }
+        saved = {k: v for k, v in os.environ.items() if k.startswith("MOTCUA_")}
+        out, err = io.StringIO(), io.StringIO()
+        old_stdin = sys.stdin
+        try:
+            for key in saved:
+                del os.environ[key]
+            os.environ.update(env)
+            sys.stdin = io.StringIO(stdin)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = main(["feedback", *args])
+                except SystemExit as exc:  # argparse usage errors
+                    code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdin = old_stdin
+            for key in env:
+                os.environ.pop(key, None)
+            os.environ.update(saved)
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+    def run_process(self, *args: str) -> subprocess.CompletedProcess:
+        """The real ``python -m bot feedback ARGS`` in a subprocess."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
+        env |= {
+            "MOTCUA_DATABASE_URL": f"sqlite:///{self.path}",
+            "MOTCUA_ATTACHMENTS_DIR": str(self.files),
+            "MOTCUA_DEFAULT_LOCALE": "en",
+            "MOTCUA_UNIT": UNIT,
+        }
         return subprocess.run(
             [sys.executable, "-m", "bot", "feedback", *args],
-            input=stdin,
             capture_output=True,
             text=True,
             env=env,
@@ -138,7 +171,7 @@ def desk(tmp_path) -> Desk:
 
 
 def test_help_lists_the_actions(desk: Desk) -> None:
-    result = desk.run("--help")
+    result = desk.run_process("--help")
     assert result.returncode == 0
     for action in ("list", "show", "answer", "assign", "close", "reopen"):
         assert f"    {action} " in result.stdout

@@ -35,12 +35,18 @@ async def test_prune_removes_only_what_has_served_its_purpose(db) -> None:
                     sent_at=sent_at,
                 )
             )
-    assert await prune(db) == {"inbound_messages": 1, "dossier_lookups": 1, "outbox": 1}
+    assert await prune(db) == {
+        "inbound_messages": 1,
+        "dossier_lookups": 1,
+        "outbox": 1,
+        "unfetched": 1,
+    }
     async with db.session() as session:
         for model in (InboundMessage, DossierLookupEntry):
             assert await session.scalar(select(func.count()).select_from(model)) == 1
-        # The unsent old message stays: it is still owed to someone.
-        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+        # The unsent old message stays, marked failed: nobody came to fetch it in 30 days.
+        left = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        assert [m.failed_at is not None for m in left] == [False, True]
 
 
 async def test_prune_removes_old_files_no_feedback_refers_to(db, tmp_path) -> None:

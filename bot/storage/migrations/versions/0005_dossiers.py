@@ -92,10 +92,12 @@ def upgrade() -> None:
         sa.Column("failed_at", TZ, nullable=True),
     )
     op.create_index("ix_outbox_pending", "outbox", ["sent_at", "next_attempt_at"])
+    op.create_index("ix_outbox_chat", "outbox", ["channel", "conversation_id", "sent_at"])
 
 
 def downgrade() -> None:
     for index, table in (
+        ("ix_outbox_chat", "outbox"),
         ("ix_outbox_pending", "outbox"),
         ("ix_dossier_lookups_at", "dossier_lookups"),
         ("ix_dossier_lookups_who_at", "dossier_lookups"),
