@@ -44,6 +44,8 @@ class Services:
     attachments: AttachmentStore
     # Channels that can send a message outside of a turn (dossier updates, staff answers).
     push_channels: frozenset[str] = frozenset()
+    # Channels through which citizens can send files; None: not known (tests), assume all.
+    file_channels: frozenset[str] | None = None
 
     @classmethod
     def build(
@@ -137,11 +139,14 @@ def build_web_app(
 
 def _background_tasks(settings: Settings, db: Database, services: Services, channels: list) -> list:
     """The outbox dispatcher and the dossier notifier (for the channels that can push), and the
-    pruning of old rows."""
+    pruning of old rows; also tells the handlers what the running channels can do."""
     from handlers.dossier_card import change_notice
 
     push = {channel.name: channel for channel in channels if getattr(channel, "can_push", False)}
     services.push_channels = frozenset(push)
+    services.file_channels = frozenset(
+        channel.name for channel in channels if getattr(channel, "accepts_files", False)
+    )
     dispatcher = OutboxDispatcher(db, push)
     notifier = DossierNotifier(
         services.dossiers,

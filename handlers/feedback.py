@@ -144,7 +144,16 @@ async def content_typed(ctx: Context) -> Reply:
     draft["content"] = text
     if draft.get("editing"):
         return _summary(ctx)
-    return _ask_files(ctx, t("Received ({n}/{limit} characters).", n=len(text), limit=limit))
+    received = t("Received ({n}/{limit} characters).", n=len(text), limit=limit)
+    if not _files_possible(ctx):
+        return await files_done(ctx, lead=received)
+    return _ask_files(ctx, received)
+
+
+def _files_possible(ctx: Context) -> bool:
+    """Whether this chat can send files at all (the web chat page cannot)."""
+    channels = ctx.services.file_channels
+    return channels is None or ctx.incoming.channel in channels
 
 
 def _ask_files(ctx: Context, lead: str = "") -> Reply:
@@ -201,14 +210,17 @@ async def files_sent(ctx: Context) -> Reply:
 
 
 @router.payload("fb:files:done")
-async def files_done(ctx: Context) -> Reply:
+async def files_done(ctx: Context, lead: str = "") -> Reply:
     if _draft(ctx).get("editing"):
         return _summary(ctx)
     t = ctx.t
+    question = t(
+        "Would you like the staff to be able to call you? You can also send it anonymously."
+    )
     return _go(
         ctx,
         CONTACT,
-        t("Would you like the staff to be able to call you? You can also send it anonymously."),
+        f"{lead}\n{question}".strip(),
         [
             Button(t("📞 Leave a phone number"), "fb:contact:phone"),
             Button(t("🙈 Send anonymously"), "fb:contact:anon"),
@@ -278,7 +290,7 @@ def _summary(ctx: Context) -> Reply:
         [
             Button(t("📨 Send"), f"fb:send:{draft['key']}"),
             Button(t("✏️ Edit the text"), "fb:edit:content"),
-            Button(t("📎 Edit the files"), "fb:edit:files"),
+            *([Button(t("📎 Edit the files"), "fb:edit:files")] if _files_possible(ctx) else []),
             Button(t("📞 Edit the contact"), "fb:edit:contact"),
         ],
     )

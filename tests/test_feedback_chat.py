@@ -306,3 +306,15 @@ async def test_answer_is_delivered_to_telegram_with_its_buttons(db) -> None:
         await api.stop()
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+async def test_chats_that_cannot_send_files_skip_the_files_step(db) -> None:
+    engine = make_engine(db)
+    engine.services.file_channels = frozenset({"telegram"})  # as `motcua run` sets it
+    chat = Chat(engine, channel="web")
+    await walk_to_content(chat)
+    await chat.say("Trang web không gửi được ảnh")
+    assert "Đã nhận nội dung" in chat.text and "để lại số điện thoại" in chat.text
+    assert "fb:files:done" not in chat.payloads
+    await chat.press("fb:contact:anon")
+    assert "fb:edit:files" not in chat.payloads and "Tệp đính kèm: 0" in chat.text

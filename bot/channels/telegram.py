@@ -100,6 +100,7 @@ class TelegramChannel:
     """Receives updates (polling or webhook) and sends replies through the Bot API."""
 
     can_push = True  # send() reaches a chat outside of a turn (dossier updates, staff answers)
+    accepts_files = True  # photos and documents arrive as attachments
 
     name = "telegram"
 
