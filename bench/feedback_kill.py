@@ -222,6 +222,10 @@ def has(payload: str) -> Callable[[list[dict]], bool]:
     return lambda replies: payload in _payloads(replies)
 
 
+def has_any(*payloads: str) -> Callable[[list[dict]], bool]:
+    return lambda replies: any(p in _payloads(replies) for p in payloads)
+
+
 def only_cancel(replies: list[dict]) -> bool:
     """The question for the text: its only button is "cancel"."""
     return _payloads(replies) == ["cancel"]
@@ -254,8 +258,13 @@ class Citizen:
             await step("new", {"payload": "feedback:new"}, has("fb:kind:report"))
             await step("kind", {"payload": "fb:kind:report"}, has("fb:topic:other"))
             await step("topic", {"payload": "fb:topic:other"}, only_cancel)
-            await step("content", {"text": sub.content}, has("fb:files:done"))
-            await step("files", {"payload": "fb:files:done"}, has("fb:contact:anon"))
+            # The web chat cannot send files, so the bot goes straight to the contact question
+            # (a chat that can would get the files step first).
+            after = await step(
+                "content", {"text": sub.content}, has_any("fb:files:done", "fb:contact:anon")
+            )
+            if "fb:files:done" in _payloads(after):
+                await step("files", {"payload": "fb:files:done"}, has("fb:contact:anon"))
             summary = await step("contact", {"payload": "fb:contact:anon"}, _has_send)
             send = next(p for p in _payloads(summary) if p.startswith("fb:send:"))
 

@@ -17,7 +17,7 @@ from handlers.feedback_card import problem_text, status_reply, summary_text
 
 router = Router("feedback")
 
-KIND, TOPIC, PROCEDURE, CONTENT, FILES, CONTACT, PHONE, CONFIRM, REASON = (
+KIND, TOPIC, PROCEDURE, CONTENT, FILES, CONTACT, CONSENT, PHONE, CONFIRM, REASON = (
     f"feedback.{name}"
     for name in (
         "kind",
@@ -26,6 +26,7 @@ KIND, TOPIC, PROCEDURE, CONTENT, FILES, CONTACT, PHONE, CONFIRM, REASON = (
         "content",
         "files",
         "contact",
+        "consent",
         "phone",
         "confirm",
         "reason",
@@ -242,7 +243,7 @@ async def ask_consent(ctx: Context) -> Reply:
     t = ctx.t
     return _go(
         ctx,
-        CONTACT,
+        CONSENT,
         t(
             "Your phone number is personal data. The commune will use it only to contact you "
             "about this feedback, will not share it, and keeps it under the rules on personal "
@@ -253,6 +254,18 @@ async def ask_consent(ctx: Context) -> Reply:
             Button(t("🙈 No, send anonymously"), "fb:consent:no"),
         ],
     )
+
+
+@router.step(CONTACT)
+async def contact_typed(ctx: Context) -> Reply:
+    """Text where a button was expected: ask the contact question again (nothing typed here
+    is kept: a phone number is only taken after consent)."""
+    return await files_done(ctx, lead=ctx.t("Please choose one of the buttons."))
+
+
+@router.step(CONSENT)
+async def consent_typed(ctx: Context) -> Reply:
+    return await ask_consent(ctx)
 
 
 @router.payload("fb:consent:yes")

@@ -318,3 +318,19 @@ async def test_chats_that_cannot_send_files_skip_the_files_step(db) -> None:
     assert "fb:files:done" not in chat.payloads
     await chat.press("fb:contact:anon")
     assert "fb:edit:files" not in chat.payloads and "Tệp đính kèm: 0" in chat.text
+
+
+async def test_text_where_a_button_is_expected_repeats_the_question(db, fb_engine) -> None:
+    chat = Chat(fb_engine)
+    await walk_to_content(chat)
+    await chat.say("Nội dung")
+    await chat.press("fb:files:done")
+    await chat.say("0912345678")  # a number typed before consent is not kept
+    assert "Bạn vui lòng chọn một trong các nút" in chat.text
+    assert "fb:contact:anon" in chat.payloads
+    await chat.press("fb:contact:phone")
+    await chat.say("đồng ý")
+    assert "fb:consent:yes" in chat.payloads
+    async with db.session() as session:
+        data = (await session.scalars(select(Conversation))).one().data
+    assert "phone" not in data["fb"] and "0912345678" not in str(data)
