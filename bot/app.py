@@ -82,6 +82,41 @@ class Services:
         """The unit the bot speaks for (None if MOTCUA_UNIT names no known unit)."""
         return self.catalogue.units.get(self.settings.unit)
 
+    @staticmethod
+    async def read_catalogue(settings: Settings, db: Database) -> tuple[Catalogue, SearchIndex]:
+        """The catalogue and unit profiles from the database, and the search index over them
+        with the synonyms the unit's staff added (``unit_synonyms``)."""
+        from sqlalchemy import select
+
+        from bot.storage.models import UnitSynonym
+        from procedures_catalog.search import default_lexicon
+
+        catalogue = await CatalogueStore(db, settings.catalogue).load()
+        async with db.session() as session:
+            pairs = (
+                await session.execute(
+                    select(UnitSynonym.phrase, UnitSynonym.replacement)
+                    .where(UnitSynonym.unit == settings.unit)
+                    .order_by(UnitSynonym.id)
+                )
+            ).all()
+        lexicon = default_lexicon().with_synonyms(pairs) if pairs else None
+        # Building the index of a national catalogue takes about half a second: in a thread,
+        # so that a reload while the bot runs lets chats go on.
+        search = await asyncio.to_thread(SearchIndex, catalogue.procedures.values(), lexicon)
+        return catalogue, search
+
+    async def reload_catalogue(self) -> None:
+        """Re-read the catalogue, the unit profiles and the staff synonyms from the database
+        (after an import or a change on the dashboard). Turns already running keep the copy
+        they started with; other processes see the change at their own reload or restart."""
+        catalogue, search = await self.read_catalogue(self.settings, self.db)
+        # Assigned with no await in between; a turn that awaits between reading the two may
+        # pair old and new, which at worst makes a code unknown for that turn.
+        self.catalogue, self.search = catalogue, search
+        self.dossiers.catalogue = catalogue
+        log.info("catalogue %s reloaded: %d procedures", catalogue.name, len(catalogue))
+
 
 async def open_database(settings: Settings) -> Database:
     """Open the configured database, bring its schema up to date, load the bundled catalogue
@@ -98,11 +133,11 @@ async def open_database(settings: Settings) -> Database:
 
 
 async def load_services(settings: Settings, db: Database) -> Services:
-    catalogue = await CatalogueStore(db, settings.catalogue).load()
+    catalogue, search = await Services.read_catalogue(settings, db)
     if settings.unit not in catalogue.units:
         log.warning("MOTCUA_UNIT=%s names no known unit", settings.unit)
     log.info("catalogue %s: %d procedures", catalogue.name, len(catalogue))
-    return Services.build(settings, db, catalogue, SearchIndex(catalogue.procedures.values()))
+    return Services.build(settings, db, catalogue, search)
 
 
 async def build_engine(settings: Settings, db: Database) -> DialogueEngine:
@@ -134,6 +169,9 @@ def build_web_app(
     for channel in channels if channels is not None else build_channels(settings, engine)[:1]:
         channel.add_routes(app)
     app.router.add_get("/healthz", _healthz)
+    from bot.staff.web import add_staff
+
+    add_staff(app, engine.services)  # the staff dashboard under /staff
     return app
 
 

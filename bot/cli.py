@@ -196,6 +196,36 @@ def _parser(t) -> argparse.ArgumentParser:
         feedback_reopen,
     ):
         sub.add_argument("--unit", help=t("commune or ward id (default: MOTCUA_UNIT)"))
+
+    from bot.staff.cli import ROLE_CHOICES
+
+    staff = commands.add_parser("staff", help=t("accounts of the staff dashboard (/staff)"))
+    staff_commands = staff.add_subparsers(dest="staff_command", metavar="ACTION", required=True)
+    create_user = staff_commands.add_parser(
+        "create-user",
+        help=t("create a dashboard account; the password is asked for, never given as an option"),
+    )
+    create_user.add_argument("username", metavar="USERNAME", help=t("login name, e.g. lan.nguyen"))
+    create_user.add_argument("--unit", required=True, help=t("commune or ward id of the account"))
+    create_user.add_argument(
+        "--role",
+        required=True,
+        choices=ROLE_CHOICES,
+        help=t("officer: own unit; unit_admin: also its accounts; super_admin: every unit"),
+    )
+    create_user.add_argument("--name", help=t("full name shown on the dashboard"))
+    set_password = staff_commands.add_parser(
+        "set-password", help=t("set a new password for an account (also unlocks it)")
+    )
+    set_password.add_argument("username", metavar="USERNAME", help=t("login name"))
+    for sub in (create_user, set_password):
+        sub.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help=t("read the password from the first line of standard input instead of a prompt"),
+        )
+    list_users = staff_commands.add_parser("list-users", help=t("list the dashboard accounts"))
+    list_users.add_argument("--unit", help=t("only the accounts of this unit"))
     return parser
 
 
@@ -256,6 +286,7 @@ async def _run(args: argparse.Namespace, settings, t) -> int:
         print(
             t("Một Cửa bot is running. Open the chat page at: {url}", url=f"http://{host}:{port}/")
         )
+        print(t("Staff dashboard: {url}", url=f"http://{host}:{port}/staff/"))
         for channel in channels:
             if channel.name != "telegram":
                 continue
@@ -407,6 +438,15 @@ async def _feedback(args: argparse.Namespace, settings, t) -> int:
         return _database_error(t, settings, exc)
 
 
+async def _staff(args: argparse.Namespace, settings, t) -> int:
+    from bot.staff.cli import run_staff_command
+
+    try:
+        return await run_staff_command(args, settings, t)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
+
+
 _COMMANDS = {
     "run": _run,
     "console": _console,
@@ -414,6 +454,7 @@ _COMMANDS = {
     "catalogue": _catalogue,
     "dossiers": _dossiers,
     "feedback": _feedback,
+    "staff": _staff,
 }
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

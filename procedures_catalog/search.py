@@ -107,6 +107,21 @@ def _folded(text: str) -> tuple[str, ...]:
     return tuple(w.folded for w in words(text))
 
 
+def _add_synonym(synonyms: dict[str, list], left: str, right: str) -> None:
+    """Add the rules of one ``left | left => right | right`` line."""
+    targets = tuple(_folded(p) for p in right.split("|") if _folded(p))
+    for phrase in left.split("|"):
+        typed = _phrase(phrase)
+        if typed and targets:
+            synonyms[typed[0].folded].append((typed, targets))
+
+
+def _longest_first(synonyms: dict[str, list]) -> None:
+    # The first phrase that matches at a position is the one taken.
+    for rules in synonyms.values():
+        rules.sort(key=lambda rule: -len(rule[0]))
+
+
 @dataclass(frozen=True)
 class Lexicon:
     """Synonyms, stopwords and qualifiers, read from the reviewed files in ``data/``."""
@@ -124,11 +139,7 @@ class Lexicon:
         synonyms: dict[str, list] = defaultdict(list)
         for line in _data_lines(directory / "synonyms.txt"):
             left, _, right = line.partition("=>")
-            targets = tuple(_folded(p) for p in right.split("|") if _folded(p))
-            for phrase in left.split("|"):
-                typed = _phrase(phrase)
-                if typed and targets:
-                    synonyms[typed[0].folded].append((typed, targets))
+            _add_synonym(synonyms, left, right)
         stopwords: dict[str, list] = defaultdict(list)
         for line in _data_lines(directory / "stopwords.txt"):
             typed = _phrase(line)
@@ -144,12 +155,22 @@ class Lexicon:
             folded = _folded(phrase)
             trigger_list = tuple(_folded(t) for t in triggers.split("|") if _folded(t))
             qualifiers.append((folded, trigger_list or (folded,)))
-        # Longest phrase first: the first that matches at a position is the one taken.
-        for rules in synonyms.values():
-            rules.sort(key=lambda rule: -len(rule[0]))
+        _longest_first(synonyms)
         for phrases in stopwords.values():
             phrases.sort(key=lambda phrase: -len(phrase))
         return cls(dict(synonyms), dict(stopwords), dict(context), tuple(qualifiers))
+
+    def with_synonyms(self, pairs: Iterable[tuple[str, str]]) -> Lexicon:
+        """A copy with more synonyms, e.g. those a unit's staff added: (phrase, replacement)
+        pairs, each side as in ``synonyms.txt`` (alternatives separated by ``|``). An added
+        phrase wins over a bundled phrase of the same length."""
+        synonyms: dict[str, list] = defaultdict(list)
+        for left, right in pairs:
+            _add_synonym(synonyms, left, right)
+        for first, rules in self.synonyms.items():
+            synonyms[first].extend(rules)
+        _longest_first(synonyms)  # a stable sort: among equal lengths the added come first
+        return Lexicon(dict(synonyms), self.stopwords, self.context, self.qualifiers)
 
     def words(self) -> set[str]:
         """Every folded word the data files know (for repairs of unknown words)."""
