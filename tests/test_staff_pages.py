@@ -547,10 +547,6 @@ async def test_an_upload_is_checked_before_it_is_kept(aiohttp_client, commune, m
     assert str(web_catalogue.UPLOADS) not in page and "Apply" not in page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the guard reads a form within the app's 256 KiB limit; it must honour route.max_body",
-)
 async def test_an_upload_may_be_larger_than_a_chat_message(aiohttp_client, commune) -> None:
     admin = await logged_in(aiohttp_client, commune, "hoa", unit="demo", role=auth.UNIT_ADMIN)
     records = [portal_record(f"1.9{n:05d}", f"Thủ tục số {n}") for n in range(1000)]

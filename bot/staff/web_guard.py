@@ -52,6 +52,10 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
         if request.method == "GET" and request.path != PREFIX + "/":
             target += "?next=" + quote(request.path_qs, safe="")
         raise web.HTTPSeeOther(target)
+    limit = getattr(route, "max_body", None)
+    if request.method == "POST" and limit:
+        # File uploads are larger than the app-wide limit sized for chat messages.
+        request = request.clone(client_max_size=limit)  # keeps match_info and state
     request[STAFF] = staff
     if request.method == "POST":
         form = await request.post()
