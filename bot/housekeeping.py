@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
+from bot.background import Periodic
 from bot.feedback.attachments import AttachmentStore
 from bot.storage.db import Database
 from bot.storage.models import (
@@ -75,30 +75,18 @@ async def prune(db: Database, store: AttachmentStore | None = None) -> dict[str,
     return counts
 
 
-class Housekeeping:
+class Housekeeping(Periodic):
+    name = "housekeeping"
+
     def __init__(
         self, db: Database, store: AttachmentStore | None = None, interval: float = 3600.0
     ) -> None:
         self.db = db
         self.store = store
         self.interval = interval
-        self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="housekeeping")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                counts = await prune(self.db, self.store)
-                if any(counts.values()):
-                    log.info("pruned %s", counts)
-            except Exception:
-                log.exception("housekeeping failed; trying again later")
-            await asyncio.sleep(self.interval)
+    async def run_once(self) -> dict[str, int]:
+        counts = await prune(self.db, self.store)
+        if any(counts.values()):
+            log.info("pruned %s", counts)
+        return counts

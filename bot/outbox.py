@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from bot.background import Periodic
 from bot.core.messages import Button, Reply
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage, utcnow
@@ -99,11 +100,13 @@ async def take_pending(
     ]
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(Periodic):
     """Sends queued messages through the channels that can push; retries with backoff.
 
     Pull channels (``pull = True``) are left out: their pages take their messages themselves.
     """
+
+    name = "outbox"
 
     def __init__(self, db: Database, channels: Mapping[str, object], *, interval: float = 1.0):
         self.db = db
@@ -114,31 +117,19 @@ class OutboxDispatcher:
         }
         self.interval = interval
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next tick."""
         self._wake.set()
 
-    async def start(self) -> None:
-        if self.channels:
-            self._task = asyncio.create_task(self._loop(), name="outbox")
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channels)
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("outbox: dispatch failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
+    async def wait(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.interval)
+        self._wake.clear()
 
     async def run_once(self, limit: int = 50) -> int:
         """Send what is due; return how many messages were delivered."""

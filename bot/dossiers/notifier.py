@@ -8,14 +8,13 @@ so two processes cannot queue the same change twice). Subscriptions end when the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 
 from sqlalchemy import select, update
 
+from bot.background import Periodic
 from bot.core.messages import Reply
 from bot.dossiers.model import Dossier
 from bot.dossiers.service import DossierService
@@ -29,7 +28,9 @@ Render = Callable[[Translator, DossierService, Dossier, int], Reply]
 log = logging.getLogger("motcua.dossiers.notifier")
 
 
-class DossierNotifier:
+class DossierNotifier(Periodic):
+    name = "dossier-notifier"
+
     def __init__(
         self,
         service: DossierService,
@@ -45,25 +46,10 @@ class DossierNotifier:
         self.channels = channels
         self.on_queued = on_queued
         self.render = render
-        self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        if self.channels:
-            self._task = asyncio.create_task(self._loop(), name="dossier-notifier")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("notifier: round failed; trying again")
-            await asyncio.sleep(self.interval)
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channels)
 
     async def run_once(self) -> int:
         """Check every followed dossier once; return how many messages were queued."""
