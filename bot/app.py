@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -193,7 +194,8 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
         render=change_notice,
         on_queued=dispatcher.wake,
     )
-    return [dispatcher, notifier, Housekeeping(db, services.attachments)]
+    retention = timedelta(minutes=settings.submission_photo_retention_minutes)
+    return [dispatcher, notifier, Housekeeping(db, services.attachments, photo_retention=retention)]
 
 
 async def _healthz(_request: web.Request) -> web.Response:

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Where feedback attachments are stored (content-addressed files). Default: "attachments"
     # beside the SQLite database, else var/attachments.
     attachments_dir: str | None = None
+    # Photos sent to be turned into PDFs are deleted once the PDF is delivered; photos of an
+    # unfinished conversion are deleted after this many minutes.
+    submission_photo_retention_minutes: int = 60
 
     @field_validator("feedback_max_chars", "feedback_days_report", "feedback_days_proposal")
     @classmethod

@@ -6,7 +6,9 @@
   messages a web page never came back to fetch are marked failed after 30 days (they stay in
   the feedback's or dossier's own history);
 - attachment files no feedback refers to, after 30 days (files of drafts never sent; a draft
-  left that long is abandoned).
+  left that long is abandoned);
+- photos sent for conversion to PDF and never converted, after
+  ``MOTCUA_SUBMISSION_PHOTO_RETENTION_MINUTES`` (converted ones are deleted at delivery).
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ KEEP = {
 }
 
 
-async def prune(db: Database, store: AttachmentStore | None = None) -> dict[str, int]:
+async def prune(
+    db: Database,
+    store: AttachmentStore | None = None,
+    photo_retention: timedelta = timedelta(hours=1),
+) -> dict[str, int]:
     """Delete old rows; return how many per table."""
     now = utcnow()
     statements = {
@@ -72,6 +78,11 @@ async def prune(db: Database, store: AttachmentStore | None = None) -> dict[str,
         counts["attachments"] = await asyncio.to_thread(
             store.delete_unreferenced, referenced, KEEP["attachments"]
         )
+        # Photos of an online-submission conversion the citizen never finished.
+        photos = AttachmentStore(store.root / "submission")
+        counts["submission_photos"] = await asyncio.to_thread(
+            photos.delete_unreferenced, set(), photo_retention
+        )
     return counts
 
 
@@ -79,14 +90,19 @@ class Housekeeping(Periodic):
     name = "housekeeping"
 
     def __init__(
-        self, db: Database, store: AttachmentStore | None = None, interval: float = 3600.0
+        self,
+        db: Database,
+        store: AttachmentStore | None = None,
+        interval: float = 3600.0,
+        photo_retention: timedelta = timedelta(hours=1),
     ) -> None:
         self.db = db
         self.store = store
         self.interval = interval
+        self.photo_retention = photo_retention
 
     async def run_once(self) -> dict[str, int]:
-        counts = await prune(self.db, self.store)
+        counts = await prune(self.db, self.store, self.photo_retention)
         if any(counts.values()):
             log.info("pruned %s", counts)
         return counts

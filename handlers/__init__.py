@@ -7,7 +7,19 @@ from bot.core.router import Router
 
 def all_routers() -> list[Router]:
     """Every router of the bot, in order of precedence for free-text matchers."""
-    from handlers import dossiers, fallback, feedback, help, language, procedures, start
+    from handlers import (
+        dossiers,
+        fallback,
+        feedback,
+        help,
+        language,
+        procedures,
+        start,
+        submission,
+        submission_checklist,
+        submission_photos,
+        units,
+    )
 
     return [
         start.router,
@@ -15,6 +27,10 @@ def all_routers() -> list[Router]:
         help.router,
         dossiers.router,
         feedback.router,
+        units.router,
+        submission.router,
+        submission_checklist.router,
+        submission_photos.router,
         procedures.router,
         fallback.router,
     ]

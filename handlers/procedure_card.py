@@ -251,6 +251,7 @@ def card_buttons(t: Translator, procedure: Procedure) -> list[Button]:
         Button(t("📍 Where & when"), f"proc:where:{code}"),
         Button(t("📚 Legal basis"), f"proc:law:{code}"),
         Button(t("🔗 Related procedures"), f"proc:rel:{code}"),
+        Button(t("📝 How to submit online"), f"sub:start:{code}"),
     ]
     return [*buttons, Button(t("🏠 Main menu"), "menu")]
 
