@@ -377,6 +377,7 @@ def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("pikepdf").setLevel(logging.WARNING)  # an INFO line at import, of no use
 
 
 class RedactSecrets(logging.Filter):
