@@ -8,7 +8,6 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from aiohttp import web
 
@@ -19,7 +18,7 @@ from bot.core.engine import DialogueEngine
 from bot.core.messages import Incoming
 from bot.dossiers.notifier import DossierNotifier
 from bot.dossiers.service import DossierService
-from bot.feedback.attachments import AttachmentStore, default_root
+from bot.feedback.attachments import AttachmentStore
 from bot.feedback.service import FeedbackService
 from bot.housekeeping import Housekeeping
 from bot.outbox import OutboxDispatcher
@@ -55,22 +54,10 @@ class Services:
         from handlers.feedback_card import answer_notice
 
         dossiers = DossierService.build(settings, db, catalogue)
-        attachments = AttachmentStore(
-            Path(settings.attachments_dir)
-            if settings.attachments_dir
-            else default_root(settings.database_url)
+        feedback = FeedbackService.from_settings(
+            settings, settings.unit, calendar=dossiers.calendar, render_answer=answer_notice
         )
-        feedback = FeedbackService(
-            unit=settings.unit,
-            store=attachments,
-            calendar=dossiers.calendar,
-            handling_days={
-                "report": settings.feedback_days_report,
-                "proposal": settings.feedback_days_proposal,
-            },
-            render_answer=answer_notice,
-        )
-        return cls(settings, db, catalogue, search, dossiers, feedback, attachments)
+        return cls(settings, db, catalogue, search, dossiers, feedback, feedback.store)
 
     async def prefetch(self, incoming: Incoming) -> None:
         """Network lookups a handler will need, done before the conversation is locked."""

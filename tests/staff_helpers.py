@@ -3,6 +3,7 @@ logs in through the login form and posts forms with the page's CSRF token."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 
@@ -138,3 +139,37 @@ class StaffClient:
         if csrf:
             form["csrf"] = self.csrf
         return await self.client.post(path, data=form, allow_redirects=False)
+
+
+@contextlib.asynccontextmanager
+async def staff_browser(engine, monkeypatch):
+    """The bot's web app on a real port and a Chromium tab (Vietnamese, 1280×900, downloads
+    allowed); a page error or a console error (a CSP violation shows there) fails the test."""
+    from aiohttp.test_utils import TestServer
+
+    from bot.app import build_web_app
+    from tests.conftest import skip_or_fail
+    from tests.test_browser import CHROMIUM, LAUNCH_ARGS
+
+    if not CHROMIUM:
+        skip_or_fail("Debian package chromium is not installed")
+    from playwright.async_api import async_playwright
+
+    use_cheap_hasher(monkeypatch)
+    async with TestServer(build_web_app(engine.services.settings, engine)) as server:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+            )
+            context = await browser.new_context(
+                locale="vi-VN", viewport={"width": 1280, "height": 900}, accept_downloads=True
+            )
+            tab = await context.new_page()
+            problems: list[str] = []
+            tab.on("pageerror", lambda exc: problems.append(str(exc)))
+            tab.on(
+                "console", lambda m: m.type == "error" and problems.append(f"{m.text} {m.location}")
+            )
+            yield server, tab
+            await browser.close()
+            assert not problems, problems

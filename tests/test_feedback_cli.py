@@ -4,8 +4,6 @@ the unit isolation of the staff functions behind it (the dashboard will call the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -15,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
 from bot.dossiers.calendar import WorkingCalendar
 from bot.dossiers.model import VN_TZ
 from bot.feedback.attachments import AttachmentStore
@@ -24,6 +21,7 @@ from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Feedback, FeedbackEvent, OutboxMessage, as_utc, utcnow
 from handlers.feedback_card import answer_notice
+from tests.cli_helpers import run_in_process
 
 UNIT = "xa-tan-lap"
 PHONE = "0912345678"
@@ -105,25 +103,8 @@ class Desk:
             "MOTCUA_DEFAULT_LOCALE": "en",
             "MOTCUA_UNIT": unit,
         }
-        saved = {k: v for k, v in os.environ.items() if k.startswith("MOTCUA_")}
-        out, err = io.StringIO(), io.StringIO()
-        old_stdin = sys.stdin
-        try:
-            for key in saved:
-                del os.environ[key]
-            os.environ.update(env)
-            sys.stdin = io.StringIO(stdin)
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = main(["feedback", *args])
-                except SystemExit as exc:  # argparse usage errors
-                    code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.stdin = old_stdin
-            for key in env:
-                os.environ.pop(key, None)
-            os.environ.update(saved)
-        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+        code, out, err = run_in_process(["feedback", *args], env, stdin)
+        return subprocess.CompletedProcess(args, code, out, err)
 
     def run_process(self, *args: str) -> subprocess.CompletedProcess:
         """The real ``python -m bot feedback ARGS`` in a subprocess."""

@@ -4,13 +4,9 @@ accounts; and ``motcua staff`` on the command line."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import logging
-import os
 import re
-import sys
 from datetime import timedelta
 
 import pytest
@@ -18,7 +14,6 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from yarl import URL
 
-from bot.cli import main
 from bot.staff import auth
 from bot.staff.web import CSP, PAGES, SESSION_COOKIE
 from bot.storage.models import (
@@ -28,6 +23,7 @@ from bot.storage.models import (
     StaffUser,
     utcnow,
 )
+from tests.cli_helpers import run_in_process
 from tests.conftest import make_engine
 from tests.staff_helpers import (
     PASSWORD,
@@ -495,25 +491,7 @@ def run_cli(tmp_path, *args: str, stdin: str = "") -> tuple[int, str, str]:
         "MOTCUA_DATABASE_URL": f"sqlite:///{tmp_path}/staff.sqlite3",
         "MOTCUA_DEFAULT_LOCALE": "en",
     }
-    saved = {k: v for k, v in os.environ.items() if k.startswith("MOTCUA_")}
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
-    try:
-        for key in saved:
-            del os.environ[key]
-        os.environ.update(env)
-        sys.stdin = io.StringIO(stdin)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(["staff", *args])
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdin = old_stdin
-        for key in env:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
-    return code, out.getvalue(), err.getvalue()
+    return run_in_process(["staff", *args], env, stdin)
 
 
 def test_create_user_reads_the_password_from_stdin_or_a_prompt(tmp_path, monkeypatch) -> None:

@@ -10,15 +10,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.app import build_web_app
 from bot.channels.web import COOKIE, conversation_id
 from bot.storage.models import OutboxMessage
-from tests.conftest import skip_or_fail
-from tests.staff_helpers import PASSWORD, UNIT_B, add_feedback, add_user, use_cheap_hasher
-from tests.test_browser import CHROMIUM, LAUNCH_ARGS
+from tests.staff_helpers import (
+    PASSWORD,
+    UNIT_B,
+    add_feedback,
+    add_user,
+    staff_browser,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -27,29 +29,8 @@ XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 @pytest.fixture
 async def desk(engine, monkeypatch):
     """The bot's web app on a real port, and a browser tab; page errors fail the test."""
-    if not CHROMIUM:
-        skip_or_fail("Debian package chromium is not installed")
-    from playwright.async_api import async_playwright
-
-    use_cheap_hasher(monkeypatch)
-    async with TestServer(build_web_app(engine.services.settings, engine)) as server:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-            )
-            context = await browser.new_context(
-                locale="vi-VN", viewport={"width": 1280, "height": 900}
-            )
-            tab = await context.new_page()
-            problems: list[str] = []
-            tab.on("pageerror", lambda exc: problems.append(str(exc)))
-            # A CSP violation or a missing style sheet shows here.
-            tab.on(
-                "console", lambda m: m.type == "error" and problems.append(f"{m.text} {m.location}")
-            )
-            yield server, tab
-            await browser.close()
-            assert not problems, problems
+    async with staff_browser(engine, monkeypatch) as (server, tab):
+        yield server, tab
 
 
 @pytest.mark.parametrize("databases", ["sqlite"], indirect=True)

@@ -11,14 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import build_web_app
 from bot.staff.report import quarter, quarter_of
 from bot.storage.models import DossierEvent, DossierRecord, SearchLogEntry
-from tests.conftest import skip_or_fail
-from tests.staff_helpers import PASSWORD, add_feedback, add_user, use_cheap_hasher
-from tests.test_browser import CHROMIUM, LAUNCH_ARGS
+from tests.staff_helpers import PASSWORD, add_feedback, add_user, staff_browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 XSS = "<script>window.__pwned=1</script> giá vàng hôm nay"
@@ -27,28 +23,8 @@ XSS = "<script>window.__pwned=1</script> giá vàng hôm nay"
 @pytest.fixture
 async def desk(engine, monkeypatch):
     """The bot's web app on a real port, and a browser tab; page errors fail the test."""
-    if not CHROMIUM:
-        skip_or_fail("Debian package chromium is not installed")
-    from playwright.async_api import async_playwright
-
-    use_cheap_hasher(monkeypatch)
-    async with TestServer(build_web_app(engine.services.settings, engine)) as server:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-            )
-            context = await browser.new_context(
-                locale="vi-VN", viewport={"width": 1280, "height": 900}, accept_downloads=True
-            )
-            tab = await context.new_page()
-            problems: list[str] = []
-            tab.on("pageerror", lambda exc: problems.append(str(exc)))
-            tab.on(
-                "console", lambda m: m.type == "error" and problems.append(f"{m.text} {m.location}")
-            )
-            yield server, tab
-            await browser.close()
-            assert not problems, problems
+    async with staff_browser(engine, monkeypatch) as (server, tab):
+        yield server, tab
 
 
 async def seed(engine, unit: str) -> None:

@@ -103,28 +103,12 @@ def staff_name(t):
 
 
 def feedback_service(settings, unit: str):
-    """The feedback service of one unit, wired as ``bot.app.Services.build`` wires it (without
-    loading the catalogue, which no staff action needs)."""
-    from bot.dossiers.calendar import WorkingCalendar
-    from bot.feedback.attachments import AttachmentStore, default_root
+    """The feedback service of one unit (without loading the catalogue, which no staff action
+    needs)."""
     from bot.feedback.service import FeedbackService
     from handlers.feedback_card import answer_notice
 
-    root = (
-        Path(settings.attachments_dir)
-        if settings.attachments_dir
-        else default_root(settings.database_url)
-    )
-    return FeedbackService(
-        unit=unit,
-        store=AttachmentStore(root),
-        calendar=WorkingCalendar(cutoff_hour=settings.dossier_cutoff_hour),
-        handling_days={
-            "report": settings.feedback_days_report,
-            "proposal": settings.feedback_days_proposal,
-        },
-        render_answer=answer_notice,
-    )
+    return FeedbackService.from_settings(settings, unit, render_answer=answer_notice)
 
 
 async def run_feedback_command(args: Namespace, settings, t) -> int:

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from bot.core.messages import Reply
 from bot.dossiers.calendar import WorkingCalendar
-from bot.feedback.attachments import AttachmentStore
+from bot.feedback.attachments import AttachmentStore, default_root
 from bot.feedback.model import KINDS, STATUSES, TOPICS, StatusKind, tracking_code
 from bot.outbox import enqueue
 from bot.storage.models import Feedback, FeedbackAttachment, FeedbackEvent, as_utc, utcnow
@@ -72,6 +73,42 @@ class FeedbackService:
         self.calendar = calendar
         self.handling_days = handling_days
         self.render_answer = render_answer
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings,
+        unit: str,
+        *,
+        calendar: WorkingCalendar | None = None,
+        render_answer: AnswerRender | None = None,
+    ) -> FeedbackService:
+        """The service of one unit as settings configure it (attachment folder, handling days)."""
+        root = (
+            Path(settings.attachments_dir)
+            if settings.attachments_dir
+            else default_root(settings.database_url)
+        )
+        return cls(
+            unit=unit,
+            store=AttachmentStore(root),
+            calendar=calendar or WorkingCalendar(cutoff_hour=settings.dossier_cutoff_hour),
+            handling_days={
+                "report": settings.feedback_days_report,
+                "proposal": settings.feedback_days_proposal,
+            },
+            render_answer=render_answer,
+        )
+
+    def for_unit(self, unit: str) -> FeedbackService:
+        """The same service for another unit (a super admin looking at it)."""
+        return FeedbackService(
+            unit=unit,
+            store=self.store,
+            calendar=self.calendar,
+            handling_days=self.handling_days,
+            render_answer=self.render_answer,
+        )
 
     # -- citizen side -------------------------------------------------------------------------
 

@@ -134,16 +134,7 @@ class Staff:
 
     def feedback(self):
         """The feedback service of the unit this officer looks at (never another one)."""
-        from bot.feedback.service import FeedbackService
-
-        base = self.services.feedback
-        return FeedbackService(
-            unit=self.unit,
-            store=base.store,
-            calendar=base.calendar,
-            handling_days=base.handling_days,
-            render_answer=base.render_answer,
-        )
+        return self.services.feedback.for_unit(self.unit)
 
     def audit(self, session, action: str, target: str = "", detail: str = "") -> None:
         auth.audit(session, self.user.username, self.unit, action, target, detail)
