@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
@@ -46,6 +46,10 @@ class Services:
     push_channels: frozenset[str] = frozenset()
     # Channels through which citizens can send files; None: not known (tests), assume all.
     file_channels: frozenset[str] | None = None
+    # Channels that may push only within a window after the citizen's last message (Zalo);
+    # handlers say so when a citizen asks to be told of a change.
+    windowed_channels: frozenset[str] = frozenset()
+    _unit_views: dict[str, Services] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -59,11 +63,33 @@ class Services:
         )
         return cls(settings, db, catalogue, search, dossiers, feedback, feedback.store)
 
+    def for_unit(self, unit: str | None) -> Services:
+        """The services of another unit this deployment also speaks for (the demonstration
+        unit of the web chat's demo mode): same database, catalogue and channels, the unit's
+        own dossier source and feedback inbox. Built once per unit and kept."""
+        if not unit or unit == self.settings.unit:
+            return self
+        views = self._unit_views
+        found = views.get(unit)
+        if found is None:
+            settings = self.settings.model_copy(update={"unit": unit})
+            found = Services.build(settings, self.db, self.catalogue, self.search)
+            found.push_channels = self.push_channels
+            found.file_channels = self.file_channels
+            found.windowed_channels = self.windowed_channels
+            views[unit] = found
+        return found
+
     async def prefetch(self, incoming: Incoming) -> None:
         """Network lookups a handler will need, done before the conversation is locked."""
         text = incoming.text or incoming.payload  # a code typed, or in a button's payload
         if text:
             await self.dossiers.prefetch(text, f"{incoming.channel}:{incoming.conversation_id}")
+
+    async def close(self) -> None:
+        """Close the dossier sources' network clients (this unit's and the other units')."""
+        for services in (self, *self._unit_views.values()):
+            await services.dossiers.close()
 
     @property
     def unit(self) -> Unit | None:
@@ -103,6 +129,9 @@ class Services:
         # pair old and new, which at worst makes a code unknown for that turn.
         self.catalogue, self.search = catalogue, search
         self.dossiers.catalogue = catalogue
+        for view in self._unit_views.values():
+            view.catalogue, view.search = catalogue, search
+            view.dossiers.catalogue = catalogue
         log.info("catalogue %s reloaded: %d procedures", catalogue.name, len(catalogue))
 
 
@@ -136,16 +165,23 @@ async def build_engine(settings: Settings, db: Database) -> DialogueEngine:
         all_routers(),
         services=await load_services(settings, db),
         default_locale=settings.default_locale,
+        # Channels without buttons, where "2" picks the second choice shown.
+        numbered_channels=("console", "zalo"),
     )
 
 
 def build_channels(settings: Settings, engine: DialogueEngine) -> list:
-    """The channels this deployment runs: the web chat always, Telegram when a token is set."""
-    channels: list = [WebChannel(engine, secure_cookies=settings.web_secure_cookies)]
+    """The channels this deployment runs: the web chat always, Telegram when a token is set,
+    Zalo when an app id is set."""
+    channels: list = [WebChannel(engine, settings=settings)]
     if settings.telegram_token:
         from bot.channels.telegram import TelegramChannel
 
         channels.append(TelegramChannel(engine, settings))
+    if settings.zalo_app_id:
+        from bot.channels.zalo import ZaloChannel
+
+        channels.append(ZaloChannel(engine, settings))
     return channels
 
 
@@ -173,7 +209,13 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
     services.file_channels = frozenset(
         channel.name for channel in channels if getattr(channel, "accepts_files", False)
     )
+    services.windowed_channels = frozenset(
+        channel.name for channel in channels if getattr(channel, "windowed", False)
+    )
     dispatcher = OutboxDispatcher(db, push)
+    for channel in channels:
+        if hasattr(channel, "wake_outbox"):
+            channel.wake_outbox = dispatcher.wake  # held messages released: send them now
     notifier = DossierNotifier(
         services.dossiers,
         interval=settings.dossier_poll_seconds,
@@ -222,7 +264,7 @@ async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> No
         # Stop receiving first, then let each channel finish sending, then close the server.
         for task in reversed(background):
             await task.stop()
-        await engine.services.dossiers.close()
+        await engine.services.close()
         for channel in reversed(started):
             try:
                 await channel.stop()

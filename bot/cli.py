@@ -288,6 +288,14 @@ async def _run(args: argparse.Namespace, settings, t) -> int:
         )
         print(t("Staff dashboard: {url}", url=f"http://{host}:{port}/staff/"))
         for channel in channels:
+            if channel.name == "zalo":
+                print(
+                    t(
+                        "Zalo: events are received at {url} (give Zalo this path on your public "
+                        "HTTPS address).",
+                        url=f"http://{host}:{port}{channel.path}",
+                    )
+                )
             if channel.name != "telegram":
                 continue
             if not channel.ready:
@@ -408,6 +416,10 @@ def _secrets_of(settings) -> list[str]:
         settings.telegram_token,
         settings.telegram_webhook_secret,
         settings.dossier_http_token,
+        settings.zalo_oa_secret_key,
+        settings.zalo_app_secret_key,
+        settings.zalo_access_token,
+        settings.zalo_refresh_token,
     ]
     return [value.get_secret_value() for value in values if value is not None]
 

@@ -35,6 +35,31 @@ class Settings(BaseSettings):
     # The unit (commune/ward) whose desk the bot speaks for; "demo" ships with the project.
     unit: str = "demo"
 
+    # The unit the web chat's demonstration mode (/?demo=1) speaks for, with its demo
+    # dossiers; empty turns the demo mode off.
+    web_demo_unit: str = "demo"
+    # Sites allowed to embed the chat page in a frame (the snippet of README "Web chat"), e.g.
+    # ["https://xaminhhoa.gov.vn"]; empty: the page cannot be framed by other sites.
+    web_embed_origins: list[str] = []
+
+    # Zalo Official Account (see README, "Zalo"): the channel starts when an app id is set.
+    zalo_app_id: str | None = None
+    zalo_oa_secret_key: SecretStr | None = None  # signs webhook events (X-ZEvent-Signature)
+    zalo_app_secret_key: SecretStr | None = None  # refreshes access tokens
+    zalo_access_token: SecretStr | None = None
+    zalo_refresh_token: SecretStr | None = None
+    zalo_webhook_path: str = "/zalo/webhook"
+    zalo_api_base_url: str = "https://openapi.zalo.me"
+    zalo_oauth_base_url: str = "https://oauth.zaloapp.com"
+    # Zalo lets an OA send free-form (consultation) messages only this many hours after the
+    # citizen's last message; later ones wait until the citizen writes again.
+    zalo_reply_window_hours: float = 48.0
+    # ...and at most this many messages in that window (Zalo's free "reply" quota).
+    zalo_replies_per_window: int = 8
+    # Buttons as Zalo list elements the citizen can tap (up to 5 per message) besides the
+    # numbered lines; off: numbered lines only (the citizen types the number).
+    zalo_list_buttons: bool = True
+
     # Telegram (see README, "Telegram"): the channel starts when a token is set.
     telegram_token: SecretStr | None = None
     # "polling" needs no public address; "webhook" needs an HTTPS URL that reaches this server.
@@ -124,6 +149,59 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s):// address, e.g. https://api.telegram.org")
         return value.rstrip("/")
+
+    @field_validator("zalo_api_base_url", "zalo_oauth_base_url")
+    @classmethod
+    def _zalo_api(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s):// address, e.g. https://openapi.zalo.me")
+        return value.rstrip("/")
+
+    @field_validator("zalo_webhook_path")
+    @classmethod
+    def _zalo_path(cls, value: str) -> str:
+        if not value.startswith("/") or len(value) > 200:
+            raise ValueError("must be a path starting with /, e.g. /zalo/webhook")
+        return value.rstrip("/") or "/zalo/webhook"
+
+    @field_validator("zalo_replies_per_window")
+    @classmethod
+    def _zalo_quota(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("must be a whole number between 1 and 1000")
+        return value
+
+    @field_validator("zalo_reply_window_hours")
+    @classmethod
+    def _zalo_window(cls, value: float) -> float:
+        if not 0 < value <= 24 * 30:
+            raise ValueError("must be a number of hours between 0 and 720")
+        return value
+
+    @field_validator("web_embed_origins")
+    @classmethod
+    def _embed_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError(f"{origin!r} is not an origin like https://xaminhhoa.gov.vn")
+        return value
+
+    @model_validator(mode="after")
+    def _zalo_needs(self) -> Settings:
+        if self.zalo_app_id:
+            missing = [
+                name
+                for name, value in (
+                    ("MOTCUA_ZALO_OA_SECRET_KEY", self.zalo_oa_secret_key),
+                    ("MOTCUA_ZALO_ACCESS_TOKEN", self.zalo_access_token),
+                )
+                if not value or not value.get_secret_value()
+            ]
+            if missing:
+                raise ValueError(f"the Zalo channel also needs {' and '.join(missing)}")
+        return self
 
     @model_validator(mode="after")
     def _telegram_webhook_needs(self) -> Settings:

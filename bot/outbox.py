@@ -7,6 +7,10 @@ worst send one message twice (the platforms offer no way to make a send idempote
 
 A *pull* channel (the web chat: a page cannot be called, it polls) is skipped by the dispatcher;
 its page takes its chat's rows with ``take_pending``, which marks them sent as it returns them.
+
+A channel that may write to a chat only within a window after the citizen's last message (Zalo)
+answers ``HELD`` from ``send``: the row waits, not counted as a failed attempt, until the
+channel calls ``release_held`` when that citizen writes again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from bot.storage.db import Database
 from bot.storage.models import OutboxMessage, utcnow
 
 log = logging.getLogger("motcua.outbox")
+
+HELD = "held"  # what a channel's send() returns when it may not write to that chat yet
 
 MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120  # another process may take a row over if we die while sending it
@@ -144,6 +150,7 @@ class OutboxDispatcher(Periodic):
                         table.failed_at.is_(None),
                         table.next_attempt_at <= now,
                         table.channel.in_(list(self.channels)),
+                        table.held_since.is_(None),
                         or_(table.claimed_until.is_(None), table.claimed_until < now),
                     )
                     .order_by(table.id)
@@ -179,6 +186,18 @@ class OutboxDispatcher(Periodic):
         except Exception as exc:  # a channel bug must not stop the queue
             log.exception("outbox: channel %s failed on message %d", row.channel, row.id)
             ok, error = False, type(exc).__name__
+        if ok == HELD:
+            async with self.db.write_transaction() as session:
+                message = await session.get(OutboxMessage, row.id)
+                message.claimed_until = None
+                message.held_since = message.held_since or utcnow()
+            log.info("outbox: message %d to %s held until the citizen writes", row.id, row.channel)
+            # The citizen may have written while this was being decided, after their turn
+            # looked for held messages: the channel checks again now that the hold is stored.
+            recheck = getattr(channel, "after_hold", None)
+            if recheck is not None:
+                await recheck(row.conversation_id, [reply_from_dict(r) for r in row.replies])
+            return 0
         async with self.db.write_transaction() as session:
             message = await session.get(OutboxMessage, row.id)
             message.claimed_until = None
@@ -194,3 +213,37 @@ class OutboxDispatcher(Periodic):
                 backoff = min(3600, 15 * 2 ** (message.attempts - 1))
                 message.next_attempt_at = utcnow() + timedelta(seconds=backoff)
             return 0
+
+
+def _held(channel: str, conversation_id: str) -> tuple:
+    """The conditions of a chat's messages waiting for the citizen to write."""
+    return (
+        OutboxMessage.channel == channel,
+        OutboxMessage.conversation_id == conversation_id,
+        OutboxMessage.held_since.is_not(None),
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+    )
+
+
+async def release_held(db: Database, channel: str, conversation_id: str) -> int:
+    """The citizen wrote again: make the chat's held messages due now; return how many."""
+    now = utcnow()
+    async with db.write_transaction() as session:
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(*_held(channel, conversation_id))
+            .values(held_since=None, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+
+async def has_held(db: Database, channel: str, conversation_id: str) -> bool:
+    """Whether the chat has messages waiting for the citizen to write (a cheap read, so that
+    the common case takes no write lock)."""
+    async with db.session() as session:
+        found = await session.scalar(
+            select(OutboxMessage.id).where(*_held(channel, conversation_id)).limit(1)
+        )
+    return found is not None

@@ -11,6 +11,7 @@ import re
 
 from bot.core import Button, Context, Reply, Router
 from bot.dossiers.model import normalize_code
+from handlers.channel_caps import late_delivery_note
 from handlers.dossier_card import SUBSCRIBE, UNSUBSCRIBE, status_card
 
 router = Router("dossiers")
@@ -208,7 +209,8 @@ async def _subscribe(ctx: Context, lookup) -> Reply:
             "🔔 Done. I will send you a message here each time dossier {code} changes, until "
             "it is closed.",
             code=dossier.code,
-        ),
+        )
+        + late_delivery_note(ctx),
         [
             Button(t("🔕 Stop updates"), UNSUBSCRIBE + dossier.code),
             Button(t("🏠 Main menu"), "menu"),

@@ -13,6 +13,7 @@ from bot.core import Button, Context, Reply, Router
 from bot.feedback.attachments import MAX_FILES, check
 from bot.feedback.model import KINDS, TOPICS, TRACKING_CODE, normalize_phone
 from bot.storage.models import utcnow
+from handlers.channel_caps import files_possible, late_delivery_note
 from handlers.feedback_card import problem_text, status_reply, summary_text
 
 router = Router("feedback")
@@ -146,15 +147,9 @@ async def content_typed(ctx: Context) -> Reply:
     if draft.get("editing"):
         return _summary(ctx)
     received = t("Received ({n}/{limit} characters).", n=len(text), limit=limit)
-    if not _files_possible(ctx):
+    if not files_possible(ctx):
         return await files_done(ctx, lead=received)
     return _ask_files(ctx, received)
-
-
-def _files_possible(ctx: Context) -> bool:
-    """Whether this chat can send files at all (the web chat page cannot)."""
-    channels = ctx.services.file_channels
-    return channels is None or ctx.incoming.channel in channels
 
 
 def _ask_files(ctx: Context, lead: str = "") -> Reply:
@@ -303,7 +298,7 @@ def _summary(ctx: Context) -> Reply:
         [
             Button(t("📨 Send"), f"fb:send:{draft['key']}"),
             Button(t("✏️ Edit the text"), "fb:edit:content"),
-            *([Button(t("📎 Edit the files"), "fb:edit:files")] if _files_possible(ctx) else []),
+            *([Button(t("📎 Edit the files"), "fb:edit:files")] if files_possible(ctx) else []),
             Button(t("📞 Edit the contact"), "fb:edit:contact"),
         ],
     )
@@ -360,7 +355,8 @@ def _sent(ctx: Context, code: str) -> Reply:
             "✅ Sent. Your tracking code is {code}. The staff will answer here; you can also type "
             "the code at any time to see where it stands.",
             code=code,
-        ),
+        )
+        + late_delivery_note(ctx),
         [Button(t("🏠 Main menu"), "menu")],
     )
 

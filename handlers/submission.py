@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from bot.core import Button, Context, Reply, Router
 from handlers import dossiers
 from handlers import submission_card as card
+from handlers.channel_caps import files_possible
 from handlers.start import menu_buttons
 
 router = Router("submission")
@@ -29,12 +30,6 @@ def now() -> datetime:
 def expected(ctx: Context, procedure, *, brief: bool = False) -> str:
     calendar = ctx.services.dossiers.calendar
     return card.expected_text(ctx.t, calendar, procedure, now(), brief=brief)
-
-
-def files_possible(ctx: Context) -> bool:
-    """Whether this chat can exchange files (the web chat page cannot); None means unknown."""
-    channels = ctx.services.file_channels
-    return channels is None or ctx.incoming.channel in channels
 
 
 def _main_menu(ctx: Context) -> Button:

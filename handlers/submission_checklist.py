@@ -15,6 +15,7 @@ from bot.core.messages import Document
 from bot.dossiers.model import VN_TZ
 from handlers import submission, submission_print
 from handlers import submission_card as card
+from handlers.channel_caps import files_possible
 from procedures_catalog.normalize import fold
 
 router = Router("submission_checklist")
@@ -126,7 +127,7 @@ def _summary(ctx: Context, procedure) -> Reply:
     ctx.state.step = None  # the answers stay in data for printing
     text = card.checklist_summary(t, procedure, _draft(ctx)["answers"])
     buttons = []
-    if submission.files_possible(ctx) and submission_print.available():
+    if files_possible(ctx) and submission_print.available():
         buttons += [
             Button(t("🖼️ Image to print (PNG)"), "sub:print:png"),
             Button(t("📄 PDF to print"), "sub:print:pdf"),

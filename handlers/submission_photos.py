@@ -29,6 +29,7 @@ from bot.submission.pdf import (
 )
 from handlers import submission
 from handlers import submission_card as card
+from handlers.channel_caps import files_possible
 from handlers.feedback_card import problem_text
 
 router = Router("submission_photos")
@@ -70,7 +71,7 @@ async def start(ctx: Context) -> Reply:
     if procedure is None:
         return submission.unknown_procedure(ctx)
     t = ctx.t
-    if not submission.files_possible(ctx) or not procedure.documents:
+    if not files_possible(ctx) or not procedure.documents:
         return Reply(
             t("Sorry, photos cannot be turned into PDF files in this chat.")
             if procedure.documents

@@ -56,7 +56,7 @@ async def test_greeting_menu_language_switch_and_typing(page, tmp_path) -> None:
     assert (await bot.first.inner_text()).startswith("Xin chào! Tôi là trợ lý ảo")
 
     await page.get_by_role("button", name="🌐 Ngôn ngữ / Language").click()
-    await page.get_by_role("button", name="English").click()
+    await page.locator("#log").get_by_role("button", name="English").click()
     await page.get_by_text("From now on I will reply in English.").wait_for()
     assert await page.locator("#input").get_attribute("placeholder") == "Type your question…"
     assert await page.locator("#send").inner_text() == "Send"
@@ -101,4 +101,4 @@ async def test_a_pushed_message_appears_with_working_buttons(page, engine) -> No
     assert (await pushed.inner_text()).startswith(answer)
     assert await page.locator(".msg.bot b").count() == 0
     await pushed.get_by_role("button", name="🌐 Ngôn ngữ / Language").click()
-    await page.get_by_role("button", name="English").wait_for()
+    await page.locator("#log").get_by_role("button", name="English").wait_for()

@@ -136,13 +136,19 @@ class DialogueEngine:
     async def _prefetch(self, incoming: Incoming) -> None:
         """Let services fetch what a handler will need from across the network before the
         conversation is locked (a slow upstream must not hold a database transaction open)."""
-        prefetch = getattr(self.services, "prefetch", None)
+        prefetch = getattr(self._services(incoming), "prefetch", None)
         if prefetch is None:
             return
         try:
             await prefetch(incoming)
         except Exception:  # the handler will try again and answer properly
             log.exception("prefetch failed channel=%s", incoming.channel)
+
+    def _services(self, incoming: Incoming) -> Any:
+        """The services of the unit the message's entry point speaks for."""
+        if incoming.unit and hasattr(self.services, "for_unit"):
+            return self.services.for_unit(incoming.unit)
+        return self.services
 
     def _statements(self, session: AsyncSession) -> _Statements:
         dialect = session.bind.dialect.name
@@ -176,7 +182,7 @@ class DialogueEngine:
             state=state,
             t=translator(locale),
             session=session,
-            services=self.services,
+            services=self._services(incoming),
             args=args,
         )
 

@@ -35,6 +35,9 @@ class Incoming:
     attachments: tuple[Attachment, ...] = ()
     locale: str | None = None  # the channel's first guess (e.g. Telegram language_code)
     message_id: str | None = None
+    # The unit (commune/ward) this entry point speaks for, when it is not the deployment's
+    # default: e.g. "demo" for the web chat's demonstration mode.
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
