@@ -88,8 +88,9 @@ def free_port() -> int:
 class Server:
     """``motcua run`` on a fixed port, started again after each kill."""
 
-    def __init__(self, port: int, database_url: str, workdir: Path) -> None:
+    def __init__(self, port: int, database_url: str, workdir: Path, workers: int = 1) -> None:
         self.port = port
+        self.workers = workers  # > 1: `motcua run --workers N`; a kill takes one worker down
         self.workdir = workdir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
         self.env.update(
@@ -118,6 +119,7 @@ class Server:
             "run",
             "--port",
             str(self.port),
+            *(["--workers", str(self.workers)] if self.workers > 1 else []),
             env=self.env,
             cwd=self.workdir,
             stdout=asyncio.subprocess.PIPE,
@@ -157,8 +159,23 @@ class Server:
                 self.errors.append(line)
 
     async def kill(self) -> None:
+        if self.workers > 1:  # one worker; the supervisor starts it again, the others serve on
+            os.kill(random.choice(self.worker_pids()), signal.SIGKILL)
+            return
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
+
+    def worker_pids(self) -> list[int]:
+        """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+        found = []
+        for pid in os.popen(f"pgrep -P {self.proc.pid}").read().split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    if b"spawn_main" in cmdline.read():
+                        found.append(int(pid))
+            except OSError:
+                continue
+        return found
 
     async def stop(self) -> int:
         """SIGTERM, as a service manager stops it; return its exit status."""
@@ -407,7 +424,7 @@ async def _run(args, rng: random.Random, tag: str, url: str, workdir: Path, repo
     # Unique per citizen, with Vietnamese letters to see them come back unchanged.
     texts = (f"kill-test {tag} #{n:05d} {rng.getrandbits(48):012x}" for n in range(args.feedbacks))
     subs = [Submission(n, f"{text}: đèn đường hỏng ở ngõ {n}") for n, text in enumerate(texts)]
-    server = Server(free_port(), url, workdir)
+    server = Server(free_port(), url, workdir, args.workers)
     stats = Stats()
     await server.start()
     began = time.perf_counter()
@@ -476,8 +493,12 @@ async def _load(args, rng, server: Server, subs: list[Submission], stats: Stats,
             report.kills += 1
             stats.killed_in_flight.update(flying)
             down = time.perf_counter()
-            await asyncio.sleep(rng.uniform(0, 0.5))  # citizens knock on a closed port a while
-            await server.start()
+            if server.workers > 1:  # the others keep serving; wait for the supervisor's restart
+                while len(server.worker_pids()) < server.workers:
+                    await asyncio.sleep(0.05)
+            else:
+                await asyncio.sleep(rng.uniform(0, 0.5))  # citizens knock on a closed port
+                await server.start()
             print(
                 f"  kill {report.kills} at {stats.confirmed}/{len(subs)} confirmed, "
                 f"in flight {dict(flying)}, back in {time.perf_counter() - down:.1f} s",
@@ -671,6 +692,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=5, help="times to SIGKILL the server")
     parser.add_argument("--concurrency", type=int, default=8, help="citizens at once")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill points and texts")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run `motcua run --workers N` (PostgreSQL) and kill one worker at a time",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database-url", help="use this database (default: fresh SQLite file)")
     where.add_argument(

@@ -21,6 +21,7 @@ from bot.dossiers.service import DossierService
 from bot.feedback.attachments import AttachmentStore
 from bot.feedback.service import FeedbackService
 from bot.housekeeping import Housekeeping
+from bot.leader import Leadership
 from bot.outbox import OutboxDispatcher
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
@@ -193,6 +194,9 @@ def build_web_app(
     for channel in channels if channels is not None else build_channels(settings, engine)[:1]:
         channel.add_routes(app)
     app.router.add_get("/healthz", _healthz)
+    from bot import metrics
+
+    metrics.add_routes(app, engine.services)  # /metrics, /readyz
     from bot.staff.web import add_staff
 
     add_staff(app, engine.services)  # the staff dashboard under /staff
@@ -224,17 +228,24 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
         on_queued=dispatcher.wake,
     )
     retention = timedelta(minutes=settings.submission_photo_retention_minutes)
-    return [dispatcher, notifier, Housekeeping(db, services.attachments, photo_retention=retention)]
+    jobs = [dispatcher, notifier, Housekeeping(db, services.attachments, photo_retention=retention)]
+    leadership = Leadership(db)  # one process of the deployment runs them
+    for job in jobs:
+        job.leader = leadership
+    return jobs
 
 
 async def _healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> None:
+async def serve(
+    settings: Settings, on_ready: Callable[[int, list], None], *, reuse_port: bool = False
+) -> None:
     """Run the bot until SIGINT/SIGTERM: migrate, serve the web app, start the channels.
 
     ``on_ready`` is called with the port actually bound (useful with port 0) and the channels.
+    ``reuse_port``: several worker processes listen on the same port (``--workers``).
     """
     db = await open_database(settings)
     engine = await build_engine(settings, db)
@@ -244,7 +255,7 @@ async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> No
     await runner.setup()
     started, background = [], []
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
         await site.start()
         port = runner.addresses[0][1] if runner.addresses else settings.port
         stop = asyncio.Event()
@@ -261,14 +272,18 @@ async def serve(settings: Settings, on_ready: Callable[[int, list], None]) -> No
         await stop.wait()
         log.info("shutting down")
     finally:
-        # Stop receiving first, then let each channel finish sending, then close the server.
+        # Graceful: stop accepting connections and let the requests in flight finish (webhook
+        # updates being handled, chat messages), then stop the background jobs, then let each
+        # channel stop polling and finish sending, then close the clients and the database.
+        await runner.cleanup()
         for task in reversed(background):
             await task.stop()
-        await engine.services.close()
+        if background and background[0].leader is not None:
+            await background[0].leader.close()
         for channel in reversed(started):
             try:
                 await channel.stop()
             except Exception:
                 log.exception("channel %s did not stop cleanly", channel.name)
-        await runner.cleanup()
+        await engine.services.close()
         await db.dispose()

@@ -16,6 +16,8 @@ class Periodic:
 
     name = "periodic"
     interval = 60.0
+    # Set by the app: the job runs only in the process that leads (see bot/leader.py).
+    leader = None
     _task: asyncio.Task | None = None
 
     @property
@@ -41,7 +43,8 @@ class Periodic:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_once()
+                if self.leader is None or await self.leader.check():
+                    await self.run_once()
             except Exception:
                 log.exception("%s: round failed; trying again", self.name)
             await self.wait()

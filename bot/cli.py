@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 
@@ -32,6 +34,16 @@ def _parser(t) -> argparse.ArgumentParser:
     run.add_argument("--host", help=t("address to listen on (default: MOTCUA_HOST or 127.0.0.1)"))
     run.add_argument(
         "--port", type=int, help=t("port to listen on (default: MOTCUA_PORT or 8080; 0 = any free)")
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=t(
+            "run N bot processes on the same port (needs PostgreSQL, and webhook mode for "
+            "Telegram); default 1"
+        ),
     )
 
     console = commands.add_parser(
@@ -226,6 +238,9 @@ def _parser(t) -> argparse.ArgumentParser:
         )
     list_users = staff_commands.add_parser("list-users", help=t("list the dashboard accounts"))
     list_users.add_argument("--unit", help=t("only the accounts of this unit"))
+    from bot.backup import add_backup_commands
+
+    add_backup_commands(commands, t)
     return parser
 
 
@@ -256,8 +271,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {variable}: {reason}", file=sys.stderr)
         return 2
     t = translator(settings.default_locale)
+    if args.command == "run" and args.workers < 1:
+        print(t("--workers must be at least 1."), file=sys.stderr)
+        return 2
     quiet = args.command != "run" and not getattr(args, "verbose", False)
-    _setup_logging("WARNING" if quiet else settings.log_level, _secrets_of(settings))
+    _setup_logging(
+        "WARNING" if quiet else settings.log_level,
+        _secrets_of(settings),
+        json_lines=settings.log_format == "json",
+    )
+    if args.command == "run" and args.workers > 1:
+        return _run_workers(args, settings, overrides, t)
     try:
         return asyncio.run(_COMMANDS[args.command](args, settings, t))
     except KeyboardInterrupt:
@@ -275,6 +299,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(t("Cannot start: {reason}", reason=exc), file=sys.stderr)
         return 1
+
+
+def _run_workers(args: argparse.Namespace, settings, overrides: dict, t) -> int:
+    """``motcua run --workers N`` (N > 1): the supervisor of bot/workers.py."""
+    from bot import workers
+
+    if args.workers > 64:
+        print(t("Too many workers: at most 64."), file=sys.stderr)
+        return 2
+    found = workers.problems(settings)
+    if found:
+        for problem in found:
+            print(t("Cannot start several workers: {reason}", reason=t(problem)), file=sys.stderr)
+        return 2
+    if not settings.port:
+        overrides = {**overrides, "port": workers.free_port(settings.host)}
+
+    def migrate() -> None:
+        from bot.app import open_database
+
+        async def once() -> None:
+            await (await open_database(settings)).dispose()
+
+        asyncio.run(once())
+
+    def ready(port: int) -> None:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        print(
+            t(
+                "Một Cửa bot is running in {count} processes. Open the chat page at: {url}",
+                count=args.workers,
+                url=f"http://{host}:{port}/",
+            )
+        )
+        print(t("Staff dashboard: {url}", url=f"http://{host}:{port}/staff/"))
+        print(t("Press Ctrl+C to stop."), flush=True)
+
+    try:
+        return workers.supervise(args.workers, overrides, ready, migrate)
+    except _DB_ERRORS as exc:
+        return _database_error(t, settings, exc)
 
 
 async def _run(args: argparse.Namespace, settings, t) -> int:
@@ -374,10 +439,13 @@ def _database_error(t, settings, exc: BaseException) -> int:
     return 1
 
 
-def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+def _setup_logging(level: str, secrets: Sequence[str] = (), json_lines: bool = False) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if json_lines:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     if secrets:
         for handler in logging.getLogger().handlers:
             handler.addFilter(RedactSecrets(secrets))
@@ -386,6 +454,23 @@ def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     logging.getLogger("pikepdf").setLevel(logging.WARNING)  # an INFO line at import, of no use
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (MOTCUA_LOG_FORMAT=json), for log collectors. The message is
+    the same text as in the plain format: no message text of citizens, no tokens."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class RedactSecrets(logging.Filter):
@@ -460,6 +545,12 @@ async def _staff(args: argparse.Namespace, settings, t) -> int:
         return _database_error(t, settings, exc)
 
 
+async def _backup(args: argparse.Namespace, settings, t) -> int:
+    from bot.backup import run_backup_command
+
+    return await run_backup_command(args, settings, t)
+
+
 _COMMANDS = {
     "run": _run,
     "console": _console,
@@ -468,6 +559,8 @@ _COMMANDS = {
     "dossiers": _dossiers,
     "feedback": _feedback,
     "staff": _staff,
+    "backup": _backup,
+    "restore": _backup,
 }
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

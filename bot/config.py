@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     port: int = 8080
     default_locale: str = "vi"
     log_level: str = "INFO"
+    # "text" (one readable line per event) or "json" (one JSON object per line).
+    log_format: Literal["text", "json"] = "text"
     # Set when the web chat is served over HTTPS (behind a reverse proxy) so cookies are Secure.
     web_secure_cookies: bool = False
     # Which catalogue the bot answers from ("commune" bundled by default, or "national"...).

@@ -48,7 +48,7 @@ def _catalog(locale: str) -> dict[str, str]:
 
 def normalize_locale(tag: str | None) -> str | None:
     """Map a language tag such as ``en-US`` or ``vi_VN.UTF-8`` to a supported locale, or None."""
-    if not tag:
+    if not tag or not isinstance(tag, str):  # a platform may send anything (a list, a number)
         return None
     base = tag.strip().replace("_", "-").split(".")[0].split("-")[0].lower()
     return base if base in SUPPORTED_LOCALES else None

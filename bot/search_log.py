@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.metrics import SEARCH_MISSES
 from bot.storage.models import SearchLogEntry
 
 MAX_LOGGED_CHARS = 200
@@ -31,6 +32,8 @@ async def record_search(
     session: AsyncSession, *, channel: str, unit: str, query: str, codes: Sequence[str]
 ) -> None:
     """Add one search to the log, in the caller's transaction."""
+    if not codes:
+        SEARCH_MISSES.inc()
     session.add(
         SearchLogEntry(
             channel=channel[:32],

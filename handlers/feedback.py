@@ -107,6 +107,8 @@ async def procedure_typed(ctx: Context) -> Reply:
 
 @router.payload("fb:proc:", prefix=True)
 async def procedure_chosen(ctx: Context) -> Reply:
+    if "topic" not in _draft(ctx):  # a button of a draft that is gone
+        return await start(ctx)
     if ctx.args != "none" and ctx.services.catalogue.get(ctx.args):
         _draft(ctx)["procedure_code"] = ctx.args
     return _ask_content(ctx)
@@ -227,6 +229,8 @@ async def files_done(ctx: Context, lead: str = "") -> Reply:
 @router.payload("fb:contact:anon", "fb:consent:no")
 async def anonymous(ctx: Context) -> Reply:
     draft = _draft(ctx)
+    if "content" not in draft:  # a button of a draft that is gone
+        return await start(ctx)
     draft.pop("phone", None)
     draft.pop("consent_at", None)
     return _summary(ctx)
@@ -265,6 +269,8 @@ async def consent_typed(ctx: Context) -> Reply:
 
 @router.payload("fb:consent:yes")
 async def consent_given(ctx: Context) -> Reply:
+    if "content" not in _draft(ctx):  # a button of a draft that is gone
+        return await start(ctx)
     _draft(ctx)["consent_at"] = utcnow().isoformat()
     return _go(ctx, PHONE, ctx.t("Please type your phone number, e.g. 0912 345 678."))
 

@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +67,8 @@ def bot_env(api: FakeBotAPI, database_url: str, mode: str, **extra: str) -> dict
     return env
 
 
-async def spawn_bot(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start ``motcua run --port 0`` with ``env``, its output piped."""
+async def spawn_bot(env: dict[str, str], args: Sequence[str] = ()) -> asyncio.subprocess.Process:
+    """Start ``motcua run --port 0 [args]`` with ``env``, its output piped."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -76,6 +76,7 @@ async def spawn_bot(env: dict[str, str]) -> asyncio.subprocess.Process:
         "run",
         "--port",
         "0",
+        *args,
         env=env,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -84,10 +85,12 @@ async def spawn_bot(env: dict[str, str]) -> asyncio.subprocess.Process:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(env: dict[str, str], *, timeout: float = 60) -> AsyncIterator[BotProcess]:
-    """Start ``motcua run --port 0`` and wait until it prints that it is ready; stop it with
-    SIGTERM at the end and check it exited cleanly."""
-    proc = await spawn_bot(env)
+async def running_bot(
+    env: dict[str, str], *, timeout: float = 60, args: Sequence[str] = ()
+) -> AsyncIterator[BotProcess]:
+    """Start ``motcua run --port 0 [args]`` and wait until it prints that it is ready; stop it
+    with SIGTERM at the end and check it exited cleanly."""
+    proc = await spawn_bot(env, args)
     bot = BotProcess(proc, 0, [])
 
     async def drain() -> None:  # a full stderr pipe would block the bot

@@ -39,6 +39,14 @@ async def test_feedbacks_survive_sigkill_on_postgresql() -> None:
     assert_clean(await run(parse_args([*SHORT, "--postgres-url", url])))
 
 
+async def test_feedbacks_survive_sigkill_of_one_worker_of_two_on_postgresql() -> None:
+    """`motcua run --workers 2`: one worker killed at a time while the other serves on."""
+    url = os.environ.get("MOTCUA_TEST_POSTGRES_URL")
+    if not url:
+        skip_or_fail("MOTCUA_TEST_POSTGRES_URL is not set")
+    assert_clean(await run(parse_args([*SHORT, "--postgres-url", url, "--workers", "2"])))
+
+
 # -- the check itself must see what it is there to see ------------------------------------------
 
 

@@ -42,3 +42,22 @@ async def test_a_failing_handler_is_logged_and_the_user_gets_an_apology(db, capl
     # Nothing of the failed turn was saved, and the chat goes on in its language.
     await chat.say("menu")
     assert chat.text.startswith("Hello!")
+
+
+def test_json_log_lines_carry_no_secret() -> None:
+    """MOTCUA_LOG_FORMAT=json: one JSON object per line, secrets redacted as in text lines."""
+    import json
+    import logging
+
+    from bot.cli import JsonFormatter, RedactSecrets
+
+    record = logging.LogRecord(
+        "motcua.test", logging.WARNING, __file__, 1, "call to %s failed", ("/botSECRET-1/x",), None
+    )
+    RedactSecrets(["SECRET-1"]).filter(record)
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert "\n" not in line and "SECRET-1" not in line
+    assert entry["level"] == "WARNING" and entry["logger"] == "motcua.test"
+    assert entry["message"] == "call to /bot[secret]/x failed"
+    assert entry["time"].endswith("+00:00")

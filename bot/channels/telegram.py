@@ -234,10 +234,18 @@ class TelegramChannel:
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an update")
             update = Update.de_json(data, self.app.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+            # RecursionError: JSON nested deeper than the parsers go; OverflowError: a date
+            # beyond what datetime can hold.
             log.warning("telegram webhook: rejected a malformed update")
             return web.Response(status=400)
-        await self.handle_update(update)
+        try:
+            await self.handle_update(update)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # PTB does not check types or required fields (a message without a chat, a number
+            # as text): reading such an update fails before the engine is reached.
+            log.warning("telegram webhook: rejected an update it could not read", exc_info=True)
+            return web.Response(status=400)
         return web.Response()
 
     async def _on_polled_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -272,6 +280,8 @@ class TelegramChannel:
             if chat.type != ChatType.PRIVATE and not self._addressed(message):
                 return None
         chat_id = chat.id if chat else user.id
+        if not isinstance(chat_id, int) or not isinstance(user.id, int):
+            raise ValueError("chat and user ids are numbers")  # the webhook answers 400
         private = chat is None or chat.type == ChatType.PRIVATE
         # In a group each member has their own conversation with the bot.
         conversation_id = str(chat_id) if private else f"{chat_id}:{user.id}"

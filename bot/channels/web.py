@@ -315,7 +315,7 @@ async def _read_json(request: web.Request) -> tuple[_Body, str | None]:
         return _Body(), "too_large"
     try:
         data = json.loads(raw.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return _Body(), "not_json"
     if not isinstance(data, dict):
         return _Body(), "not_json"

@@ -141,7 +141,7 @@ class ZaloChannel:
         raw = await request.read()
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             event = None
         if not isinstance(event, dict):
             log.warning("zalo webhook: rejected a body that is not a JSON object")
@@ -164,6 +164,8 @@ class ZaloChannel:
         timestamp = event.get("timestamp")
         if not isinstance(timestamp, str | int) or isinstance(timestamp, bool):
             return False
+        if not str(timestamp).isascii() or not str(timestamp).isdigit():
+            return False  # milliseconds; a lone surrogate in JSON could not even be encoded
         digest = hashlib.sha256(
             self._app_id + raw + str(timestamp).encode() + self._oa_secret
         ).hexdigest()
@@ -172,6 +174,8 @@ class ZaloChannel:
     async def handle_event(self, event: dict) -> None:
         """Turn one event into an Incoming, handle it, queue the replies for sending."""
         name = event.get("event_name")
+        if not isinstance(name, str):
+            raise _Malformed(type(name).__name__)
         if name == "unfollow":
             user = _user_id(event, "follower")
             await self._touch(user, following=False)
@@ -195,7 +199,7 @@ class ZaloChannel:
                 payload="menu", message_id=f"follow:{user}:{event['timestamp']}", **common
             )
         message = event.get("message")
-        if not isinstance(message, dict) or not isinstance(message.get("msg_id"), str):
+        if not isinstance(message, dict) or not _storable(message.get("msg_id")):
             raise _Malformed(name)
         text = message.get("text") if isinstance(message.get("text"), str) else ""
         payload = None
@@ -424,9 +428,21 @@ class _Malformed(Exception):
 def _user_id(event: dict, field: str) -> str:
     who = event.get(field)
     user = who.get("id") if isinstance(who, dict) else None
-    if not isinstance(user, str | int) or isinstance(user, bool) or not str(user).strip():
+    if not isinstance(user, str | int) or isinstance(user, bool) or not _storable(str(user)):
         raise _Malformed(str(event.get("event_name")))
     return str(user)[:128]
+
+
+def _storable(value: object) -> bool:
+    """Whether an id from an event can be a key in the database: a non-blank string without
+    NUL (PostgreSQL refuses it) or lone surrogates (JSON can carry them, UTF-8 cannot)."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _event_time(event: dict) -> datetime | None:

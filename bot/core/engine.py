@@ -24,6 +24,7 @@ from bot.core.router import Context, HandlerResult, Route, Router, RouteTable
 from bot.core.state import ConversationState
 from bot.core.text import MAX_TEXT_CHARS, clean_text
 from bot.i18n import DEFAULT_LOCALE, normalize_locale, translator
+from bot.metrics import observe_turn
 from bot.storage.db import Database
 from bot.storage.models import Conversation, InboundMessage, utcnow
 
@@ -123,14 +124,16 @@ class DialogueEngine:
                 )
                 replies, locale = await self._error_replies(incoming)
                 route_name = f"{route_name}!error"
+        elapsed = time.perf_counter() - started
         log.info(
             "handled channel=%s conv=%s handler=%s duration_ms=%.1f replies=%d",
             incoming.channel,
             conversation_tag(*key),
             route_name,
-            (time.perf_counter() - started) * 1000,
+            elapsed * 1000,
             len(replies),
         )
+        observe_turn(incoming.channel, route_name, elapsed)
         return Turn(replies, locale, duplicate)
 
     async def _prefetch(self, incoming: Incoming) -> None:
@@ -169,7 +172,8 @@ class DialogueEngine:
         if incoming.channel not in self.numbered_channels or incoming.payload:
             return incoming
         text = incoming.text.strip().rstrip(".")
-        if text.isdigit() and 1 <= int(text) <= len(state.choices):
+        # isdecimal, not isdigit: int() refuses "²"; and it refuses over 4,300 digits.
+        if text.isdecimal() and len(text) <= 6 and 1 <= int(text) <= len(state.choices):
             return replace(incoming, payload=state.choices[int(text) - 1])
         return incoming
 
@@ -199,12 +203,13 @@ class DialogueEngine:
                 )
         except Exception:  # the database may be what failed
             log.warning("could not read the conversation locale for the apology")
-        ctx = self._context(incoming, state, None)
         try:
+            ctx = self._context(incoming, state, None)
             return _as_list(await self.routes.events["error"].fn(ctx)), ctx.locale
         except Exception:  # the apology itself must never take the channel down
             log.exception("error handler failed")
-            return [Reply(ctx.t("Sorry, something went wrong."))], ctx.locale
+            t = translator(self.default_locale)
+            return [Reply(t("Sorry, something went wrong."))], t.locale
 
 
 class _Statements:

@@ -26,8 +26,8 @@ def clean_text(raw: object) -> str:
     # Lone surrogates (e.g. "\ud800" in JSON) cannot be stored or encoded: drop them.
     text = raw.encode("utf-8", errors="ignore").decode("utf-8")
     text = _ANSI_CSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = unicodedata.normalize("NFC", text)
     text = "".join(
         ch for ch in text if ch in _KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
     )
-    return text.strip()
+    # After the controls are gone: one between a letter and its mark would keep them apart.
+    return unicodedata.normalize("NFC", text).strip()

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.dossiers.model import STATUSES, Dossier, Lookup, ReceiptChannel, StatusChange, utc
+from bot.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger("motcua.dossiers.http")
 
@@ -319,6 +320,7 @@ class HttpDossierSource:
                 dossier = await self._fetch_with_retries(url, where)
         except (TimeoutError, aiohttp.ClientError, _Retryable, _Refused, SchemaError) as exc:
             self.breaker.failure()  # one per lookup: attempts of one lookup are one outage
+            UPSTREAM_ERRORS.inc()
             log.warning(
                 "lookup failed %s reason=%s breaker=%s", where, _reason(exc), self.breaker.state
             )

@@ -106,7 +106,7 @@ def default_root(database_url: str) -> Path:
     return Path("var") / "attachments"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a new or renamed directory entry durable (POSIX; a no-op elsewhere)."""
     if os.name != "posix":
         return
@@ -162,7 +162,7 @@ class AttachmentStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)  # the rename itself must survive a power cut
+        fsync_dir(target.parent)  # the rename itself must survive a power cut
         return StoredFile(digest, len(data), mime)
 
     def _make_dirs(self, directory: Path) -> None:
@@ -174,7 +174,7 @@ class AttachmentStore:
             missing.append(parent)
         for new in reversed(missing):
             new.mkdir(exist_ok=True)
-            _fsync_dir(new.parent)
+            fsync_dir(new.parent)
 
     async def aput(self, data: bytes) -> StoredFile:
         return await asyncio.to_thread(self.put, data)
