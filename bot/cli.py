@@ -313,8 +313,9 @@ def _run_workers(args: argparse.Namespace, settings, overrides: dict, t) -> int:
         for problem in found:
             print(t("Cannot start several workers: {reason}", reason=t(problem)), file=sys.stderr)
         return 2
+    overrides = {**overrides, "workers": args.workers}
     if not settings.port:
-        overrides = {**overrides, "port": workers.free_port(settings.host)}
+        overrides["port"] = workers.free_port(settings.host)
 
     def migrate() -> None:
         from bot.app import open_database

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     port: int = 8080
     default_locale: str = "vi"
     log_level: str = "INFO"
+    # How many processes serve this deployment (`motcua run --workers N` sets it; set it
+    # yourself when processes run on several machines). Above 1, webhooks are answered only
+    # after the replies went out, so that a chat's next update, which another process may
+    # handle, cannot overtake them.
+    workers: int = 1
     # "text" (one readable line per event) or "json" (one JSON object per line).
     log_format: Literal["text", "json"] = "text"
     # Set when the web chat is served over HTTPS (behind a reverse proxy) so cookies are Secure.
@@ -166,6 +171,13 @@ class Settings(BaseSettings):
         if not value.startswith("/") or len(value) > 200:
             raise ValueError("must be a path starting with /, e.g. /zalo/webhook")
         return value.rstrip("/") or "/zalo/webhook"
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if not 1 <= value <= 64:
+            raise ValueError("must be a whole number between 1 and 64")
+        return value
 
     @field_validator("zalo_replies_per_window")
     @classmethod

@@ -107,6 +107,7 @@ class TelegramChannel:
     def __init__(self, engine: DialogueEngine, settings: Settings) -> None:
         self.engine = engine
         self.mode = settings.telegram_mode
+        self.ack_after_send = settings.workers > 1
         self.webhook_url = settings.telegram_webhook_url
         self.webhook_path = settings.telegram_webhook_path
         secret = settings.telegram_webhook_secret
@@ -240,31 +241,34 @@ class TelegramChannel:
             log.warning("telegram webhook: rejected a malformed update")
             return web.Response(status=400)
         try:
-            await self.handle_update(update)
+            delivery = await self.handle_update(update)
         except (ValueError, TypeError, KeyError, AttributeError):
             # PTB does not check types or required fields (a message without a chat, a number
             # as text): reading such an update fails before the engine is reached.
             log.warning("telegram webhook: rejected an update it could not read", exc_info=True)
             return web.Response(status=400)
+        if delivery is not None and self.ack_after_send:
+            await asyncio.shield(delivery)  # see Settings.workers
         return web.Response()
 
     async def _on_polled_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
         if isinstance(update, Update):
             await self.handle_update(update)
 
-    async def handle_update(self, update: Update) -> None:
-        """Turn one update into an Incoming, handle it, and queue the replies for sending."""
+    async def handle_update(self, update: Update) -> asyncio.Task | None:
+        """Turn one update into an Incoming, handle it, and queue the replies for sending;
+        the sending task, or None when there is nothing to send."""
         target = self._target(update)
         if target is None:
-            return
+            return None
         # Nothing is awaited before this lock, so updates of one chat keep their arrival order.
         async with self._chat_locks.hold(target.conversation_id):
             incoming = await self._incoming(update, target)
             turn = await self.engine.handle_turn(incoming)
         if turn.duplicate:
-            return
+            return None
         callback = update.callback_query.id if update.callback_query else None
-        self._queue(target.chat_id, turn.replies, callback)
+        return self._queue(target.chat_id, turn.replies, callback)
 
     def _target(self, update: Update) -> _Target | None:
         """Who the update is from and where to answer; None when it is not for the bot."""
@@ -361,12 +365,13 @@ class TelegramChannel:
         chat_id = int(conversation_id.split(":", 1)[0])
         return await self._deliver(chat_id, list(replies), None)
 
-    def _queue(self, chat_id: int, replies: list[Reply], callback_id: str | None) -> None:
+    def _queue(self, chat_id: int, replies: list[Reply], callback_id: str | None) -> asyncio.Task:
         # Created in the order turns finish; each delivery then waits for the chat's send lock
         # (FIFO), so the replies of one chat go out in order while chats go out in parallel.
         task = asyncio.create_task(self._deliver(chat_id, replies, callback_id))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
+        return task
 
     async def _deliver(self, chat_id: int, replies: list[Reply], callback_id: str | None) -> bool:
         bot = self.app.bot

@@ -108,6 +108,7 @@ class ZaloChannel:
         self.window = timedelta(hours=settings.zalo_reply_window_hours)
         self.quota = settings.zalo_replies_per_window
         self.list_buttons = settings.zalo_list_buttons
+        self.ack_after_send = settings.workers > 1
         self.wake_outbox = lambda: None  # set by the app to the dispatcher's wake
         self._user_locks = KeyedLocks()
         self._send_locks = KeyedLocks()
@@ -154,10 +155,12 @@ class ZaloChannel:
         if not self.ready:
             return web.Response(status=503)
         try:
-            await self.handle_event(event)
+            delivery = await self.handle_event(event)
         except _Malformed as exc:
             log.warning("zalo webhook: rejected a malformed %s event", exc)
             return web.Response(status=400)
+        if delivery is not None and self.ack_after_send:
+            await asyncio.shield(delivery)  # see Settings.workers
         return web.json_response({"error": 0})
 
     def _signed(self, raw: bytes, event: dict, header: str) -> bool:
@@ -171,25 +174,26 @@ class ZaloChannel:
         ).hexdigest()
         return hmac.compare_digest(header.strip().encode(), f"mac={digest}".encode())
 
-    async def handle_event(self, event: dict) -> None:
-        """Turn one event into an Incoming, handle it, queue the replies for sending."""
+    async def handle_event(self, event: dict) -> asyncio.Task | None:
+        """Turn one event into an Incoming, handle it, queue the replies for sending; the
+        sending task, or None."""
         name = event.get("event_name")
         if not isinstance(name, str):
             raise _Malformed(type(name).__name__)
         if name == "unfollow":
             user = _user_id(event, "follower")
             await self._touch(user, following=False)
-            return
+            return None
         if name != "follow" and name not in _MESSAGE_EVENTS:
-            return  # delivery and "seen" receipts, OA-side events: nothing to do
+            return None  # delivery and "seen" receipts, OA-side events: nothing to do
         user = _user_id(event, "follower" if name == "follow" else "sender")
         async with self._user_locks.hold(user):
             incoming = await self._incoming(name, event, user)
             turn = await self.engine.handle_turn(incoming)
             await self._touch(user, at=_event_time(event))
         if turn.duplicate:
-            return
-        self._queue(user, list(turn.replies))
+            return None
+        return self._queue(user, list(turn.replies))
 
     async def _incoming(self, name: str, event: dict, user: str) -> Incoming:
         common = {"channel": self.name, "conversation_id": user, "user_id": user, "locale": "vi"}
@@ -326,10 +330,11 @@ class ZaloChannel:
         rendered = self.render_all(replies)
         return sum(len(m) + len(r.documents) for m, r in zip(rendered, replies, strict=True))
 
-    def _queue(self, user: str, replies: list[Reply]) -> None:
+    def _queue(self, user: str, replies: list[Reply]) -> asyncio.Task:
         task = asyncio.create_task(self._after_turn(user, replies))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
+        return task
 
     async def _after_turn(self, user: str, replies: list[Reply]) -> None:
         await self._deliver(user, replies, pushed=False)
