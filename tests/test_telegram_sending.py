@@ -167,3 +167,28 @@ def test_keyboard_pairs_short_labels_and_keeps_payloads() -> None:
         [("Quay lại", "menu")],
     ]
     assert keyboard([]) is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_with_several_processes_the_webhook_is_answered_after_the_replies(
+    api, channel, workers
+) -> None:
+    """MOTCUA_WORKERS > 1: a chat's next update may reach another process, so the webhook is
+    answered only once this update's replies are out (else they could be overtaken)."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    channel.ack_after_send = workers > 1
+    app = web.Application()
+    channel.add_routes(app)
+    api.fail("sendMessage", "server", times=2)  # the reply needs retries: it takes a while
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(
+            "/telegram/webhook",
+            json=api.text_update(7100, "/help"),
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        )
+        assert response.status == 200
+        delivered_at_ack = len(api.sent(7100))
+    await api.wait_for("sendMessage", chat_id=7100)
+    assert (delivered_at_ack > 0) == (workers > 1)
