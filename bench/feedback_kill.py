@@ -41,7 +41,6 @@ import asyncio
 import hashlib
 import os
 import random
-import re
 import secrets
 import signal
 import socket
@@ -66,6 +65,7 @@ from bot.channels.web import COOKIE  # noqa: E402
 from bot.feedback.model import TRACKING_CODE, tracking_code  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.storage.models import Feedback, FeedbackAttachment, FeedbackEvent, as_utc  # noqa: E402
+from tests.pg_helpers import create_database, drop_database  # noqa: E402
 
 # How long one step may keep failing before its citizen gives up (the server restarts in a few
 # seconds; this is far beyond that).
@@ -623,20 +623,8 @@ def _incomplete(row: Feedback, sub: Submission, creates: int, files: int) -> lis
 
 async def postgres_database(admin_url: str) -> tuple[str, Callable]:
     """A throwaway database on that server, and a coroutine function that drops it."""
-    import asyncpg
-
-    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", admin_url)
-    name = f"motcua_kill_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-    return dsn.rsplit("/", 1)[0] + "/" + name, drop
+    url = await create_database(admin_url, "motcua_kill")
+    return url, lambda: drop_database(admin_url, url)
 
 
 def print_report(report: Report, args: argparse.Namespace, backend: str) -> None:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import shutil
 import socket
 import statistics
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from procedures_catalog.loader import load_bundled  # noqa: E402
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
+from tests.pg_helpers import postgres_database  # noqa: E402
 from tests.telegram_helpers import SECRET, TOKEN, bot_env, running_bot  # noqa: E402
 
 CODE = re.compile(r"\d\.\d{6}")
@@ -126,26 +126,15 @@ class Arrivals:
 
 
 async def one_run(api: FakeBotAPI, admin_url: str, workers: int, args, codes: list[str]) -> dict:
-    import asyncpg
-
-    name = f"motcua_scale_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-    env = bot_env(api, url, "webhook", MOTCUA_LOG_LEVEL="WARNING")
-    try:
+    async with postgres_database(admin_url, "motcua_scale") as url:
+        env = bot_env(api, url, "webhook", MOTCUA_LOG_LEVEL="WARNING")
         async with running_bot(env, timeout=180, args=["--workers", str(workers)]) as bot:
             nginx = Nginx(bot.port)
             try:
-                return await load(api, f"http://127.0.0.1:{nginx.port}/telegram/webhook", url,
-                                  workers, args, codes)  # fmt: skip
+                webhook = f"http://127.0.0.1:{nginx.port}/telegram/webhook"
+                return await load(api, webhook, url, workers, args, codes)
             finally:
                 nginx.stop()
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def load(api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes) -> dict:

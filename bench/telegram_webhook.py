@@ -32,11 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
+from tests.pg_helpers import create_database, drop_database  # noqa: E402
 from tests.telegram_helpers import SECRET, TOKEN, bot_env, running_bot  # noqa: E402
 
 # What one citizen sends, repeated: (kind, value).
@@ -245,21 +246,10 @@ async def run_bare(api: FakeBotAPI, args) -> Result:
         await proc.wait()
 
 
-async def postgres_database(admin_url: str) -> tuple[str, callable]:
-    import asyncpg
-
-    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"motcua_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-    return dsn.rsplit("/", 1)[0] + "/" + name, drop
+async def postgres_database(admin_url: str) -> tuple[str, Callable]:
+    """A throwaway database on that server, and a coroutine function that drops it."""
+    url = await create_database(admin_url, "motcua_bench")
+    return url, lambda: drop_database(admin_url, url)
 
 
 async def main() -> None:

@@ -510,58 +510,32 @@ def _secrets_of(settings) -> list[str]:
     return [value.get_secret_value() for value in values if value is not None]
 
 
-async def _catalogue(args: argparse.Namespace, settings, t) -> int:
-    from bot.catalogue_cli import run_catalogue_command
+def _delegated(module: str, function: str):
+    """A command whose code lives in ``module`` (imported only when it runs, so that
+    ``motcua --help`` stays quick); a database that cannot be reached is reported plainly."""
 
-    try:
-        return await run_catalogue_command(args, settings, t)
-    except _DB_ERRORS as exc:
-        return _database_error(t, settings, exc)
+    async def command(args: argparse.Namespace, settings, t) -> int:
+        import importlib
 
+        run = getattr(importlib.import_module(module), function)
+        try:
+            return await run(args, settings, t)
+        except _DB_ERRORS as exc:
+            return _database_error(t, settings, exc)
 
-async def _dossiers(args: argparse.Namespace, settings, t) -> int:
-    from bot.dossiers.cli import run_dossiers_command
-
-    try:
-        return await run_dossiers_command(args, settings, t)
-    except _DB_ERRORS as exc:
-        return _database_error(t, settings, exc)
-
-
-async def _feedback(args: argparse.Namespace, settings, t) -> int:
-    from bot.feedback.cli import run_feedback_command
-
-    try:
-        return await run_feedback_command(args, settings, t)
-    except _DB_ERRORS as exc:
-        return _database_error(t, settings, exc)
-
-
-async def _staff(args: argparse.Namespace, settings, t) -> int:
-    from bot.staff.cli import run_staff_command
-
-    try:
-        return await run_staff_command(args, settings, t)
-    except _DB_ERRORS as exc:
-        return _database_error(t, settings, exc)
-
-
-async def _backup(args: argparse.Namespace, settings, t) -> int:
-    from bot.backup import run_backup_command
-
-    return await run_backup_command(args, settings, t)
+    return command
 
 
 _COMMANDS = {
     "run": _run,
     "console": _console,
     "migrate": _migrate,
-    "catalogue": _catalogue,
-    "dossiers": _dossiers,
-    "feedback": _feedback,
-    "staff": _staff,
-    "backup": _backup,
-    "restore": _backup,
+    "catalogue": _delegated("bot.catalogue_cli", "run_catalogue_command"),
+    "dossiers": _delegated("bot.dossiers.cli", "run_dossiers_command"),
+    "feedback": _delegated("bot.feedback.cli", "run_feedback_command"),
+    "staff": _delegated("bot.staff.cli", "run_staff_command"),
+    "backup": _delegated("bot.backup", "run_backup_command"),
+    "restore": _delegated("bot.backup", "run_backup_command"),
 }
 # What a database driver raises when it cannot connect or open the file.
 _DB_ERRORS = (DBAPIError, ConnectionError)

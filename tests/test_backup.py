@@ -42,6 +42,7 @@ from bot.storage.db import Database
 from bot.storage.migrate import alembic_config, upgrade
 from bot.storage.models import Base
 from tests.conftest import POSTGRES_URL, Chat, make_engine, skip_or_fail
+from tests.pg_helpers import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = re.compile(r"\b(PA|KN)-\d{4}-\d{6}\b")
@@ -81,24 +82,13 @@ class Sites:
         files = self.tmp_path / name / "files"
         if self.backend == "sqlite":
             return Site("sqlite", f"sqlite+aiosqlite:///{self.tmp_path}/{name}/bot.sqlite3", files)
-        database = f"motcua_backup_{secrets.token_hex(4)}"
-        await _admin(f'CREATE DATABASE "{database}"')
-        self.databases.append(database)
-        return Site("postgresql", POSTGRES_URL.rsplit("/", 1)[0] + "/" + database, files)
+        url = await create_database(POSTGRES_URL, "motcua_backup")
+        self.databases.append(url)
+        return Site("postgresql", url, files)
 
     async def close(self) -> None:
-        for database in self.databases:
-            await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(re.sub(r"^postgresql\+asyncpg://", "postgresql://", POSTGRES_URL))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+        for url in self.databases:
+            await drop_database(POSTGRES_URL, url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

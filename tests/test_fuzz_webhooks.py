@@ -155,13 +155,7 @@ async def doors(aiohttp_client, db):
         telegram_webhook_url=WEBHOOK_URL,
         telegram_webhook_secret=SECRET,
         telegram_api_base_url=telegram.base_url,
-        zalo_app_id=zalo.app_id,
-        zalo_oa_secret_key=zalo.oa_secret,
-        zalo_app_secret_key=zalo.app_secret,
-        zalo_access_token=zalo.issued[0][0],
-        zalo_refresh_token=zalo.issued[0][1],
-        zalo_api_base_url=zalo.base_url,
-        zalo_oauth_base_url=zalo.base_url,
+        **zalo.settings(),
     )
     engine = make_engine(db, push_channels=("telegram", "zalo", "web"))
     engine.numbered_channels = frozenset({"console", "zalo"})  # as bot/app.py builds it

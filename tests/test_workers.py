@@ -12,7 +12,7 @@ import aiohttp
 
 from tests.cli_helpers import run_in_process
 from tests.conftest import POSTGRES_URL, skip_or_fail
-from tests.zalo_helpers import postgres_database
+from tests.pg_helpers import postgres_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

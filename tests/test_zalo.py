@@ -42,7 +42,8 @@ from bot.storage.models import (
 from handlers.channel_caps import late_delivery_note
 from tests.conftest import POSTGRES_URL, skip_or_fail
 from tests.fakes.zalo_api import SIGNATURE_HEADER, FakeZaloAPI, Sent
-from tests.zalo_helpers import ZaloBot, postgres_database, running_zalo_bot
+from tests.pg_helpers import postgres_database
+from tests.zalo_helpers import ZaloBot, running_zalo_bot
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -190,13 +190,7 @@ async def test_upload_and_download(fake, api) -> None:
 async def channel(fake, sqlite_db):
     settings = load_settings(
         database_url=str(sqlite_db.url),
-        zalo_app_id=fake.app_id,
-        zalo_oa_secret_key=fake.oa_secret,
-        zalo_app_secret_key=fake.app_secret,
-        zalo_access_token=fake.issued[0][0],
-        zalo_refresh_token=fake.issued[0][1],
-        zalo_api_base_url=fake.base_url,
-        zalo_oauth_base_url=fake.base_url,
+        **fake.settings(),
     )
     zalo = ZaloChannel(make_engine(sqlite_db), settings)
     zalo.api.retry_delay = 0.01

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,16 +19,8 @@ WEBHOOK_PATH = "/zalo/webhook"
 def zalo_env(api: FakeZaloAPI, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of ``motcua run`` with the Zalo channel on the fake (and no Telegram)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")}
-    env.update(
-        MOTCUA_DATABASE_URL=database_url,
-        MOTCUA_ZALO_APP_ID=api.app_id,
-        MOTCUA_ZALO_OA_SECRET_KEY=api.oa_secret,
-        MOTCUA_ZALO_APP_SECRET_KEY=api.app_secret,
-        MOTCUA_ZALO_ACCESS_TOKEN=api.issued[0][0],
-        MOTCUA_ZALO_REFRESH_TOKEN=api.issued[0][1],
-        MOTCUA_ZALO_API_BASE_URL=api.base_url,
-        MOTCUA_ZALO_OAUTH_BASE_URL=api.base_url,
-    )
+    env["MOTCUA_DATABASE_URL"] = database_url
+    env.update({f"MOTCUA_{name.upper()}": value for name, value in api.settings().items()})
     env.update(extra)
     return env
 
@@ -95,26 +85,3 @@ async def running_zalo_bot(
         assert f"{WEBHOOK_PATH}" in "".join(process.stdout), process.stdout
         async with aiohttp.ClientSession() as http:
             yield ZaloBot(api, process, http)
-
-
-@contextlib.asynccontextmanager
-async def postgres_database(admin_url: str) -> AsyncIterator[str]:
-    """A throwaway database on the PostgreSQL server of ``admin_url`` (the bot in a subprocess
-    cannot be given the search path of the fixtures' throwaway schemas); dropped at the end."""
-    import asyncpg
-
-    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", admin_url)
-    name = f"motcua_zalo_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield dsn.rsplit("/", 1)[0] + "/" + name
-    finally:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 FAULTS = ("slow", "http_500", "invalid_json", "reset", "wrong_schema")
 
 
@@ -33,7 +35,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeProvincialAPI:
+class FakeProvincialAPI(LoopbackServer):
     """GET /api/hoso/{code} on http://127.0.0.1:<port>."""
 
     def __init__(self, *, require_token: str | None = None, delay: float = 5.0) -> None:
@@ -44,24 +46,17 @@ class FakeProvincialAPI:
         self.fault: str | None = None
         self.fail_times: int | None = None  # None: every request; N: the next N, then healthy
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/api/hoso/{code}", self._get)
         # handler_cancellation: a client that gave up ends the "slow" handler at once.
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
+        await self.serve(app, handler_cancellation=True, shutdown_timeout=0.5)
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._runner:
-            await self._runner.cleanup()
+        await super().stop()
 
     async def __aenter__(self) -> FakeProvincialAPI:
         await self.start()

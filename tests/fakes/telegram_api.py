@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 BOT_ID = 7000001
 BOT_USERNAME = "MotCuaTestBot"
 # Parameters PTB sends JSON-encoded inside form fields.
@@ -70,7 +72,7 @@ class Call:
         ]
 
 
-class FakeBotAPI:
+class FakeBotAPI(LoopbackServer):
     """The Bot API methods the bot calls, on http://127.0.0.1:<port>."""
 
     def __init__(self, token: str) -> None:
@@ -87,7 +89,6 @@ class FakeBotAPI:
         self._changed = asyncio.Condition()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self.port = 0
 
     # -- server ------------------------------------------------------------------------------
@@ -96,19 +97,7 @@ class FakeBotAPI:
         app = web.Application(client_max_size=60 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        await self.serve(app)
 
     # -- building updates --------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 APP_ID = "4331829371829371111"
 OA_ID = "579745863508352884"
 OA_SECRET = "oaSecretKey_Tc7yQ2pX9aLm"  # signs webhook events
@@ -100,7 +102,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeZaloAPI:
+class FakeZaloAPI(LoopbackServer):
     """The OA API and OAuth endpoints the bot calls, on http://127.0.0.1:<port>."""
 
     def __init__(
@@ -132,7 +134,6 @@ class FakeZaloAPI:
         self._changed = asyncio.Condition()
         self._msg_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
         self.port = 0
 
     # -- server ------------------------------------------------------------------------------
@@ -143,19 +144,19 @@ class FakeZaloAPI:
         app.router.add_post("/v2.0/oa/upload/file", self._upload)
         app.router.add_post("/v4/oa/access_token", self._access_token)
         app.router.add_get("/files/{name}", self._download)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self.serve(app)
 
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def settings(self) -> dict[str, str]:
+        """The bot's Zalo settings pointing at this fake (names as in bot/config.py)."""
+        return {
+            "zalo_app_id": self.app_id,
+            "zalo_oa_secret_key": self.oa_secret,
+            "zalo_app_secret_key": self.app_secret,
+            "zalo_access_token": self.issued[0][0],
+            "zalo_refresh_token": self.issued[0][1],
+            "zalo_api_base_url": self.base_url,
+            "zalo_oauth_base_url": self.base_url,
+        }
 
     # -- faults ------------------------------------------------------------------------------
 
