@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.metrics import SEARCH_MISSES
-from bot.storage.models import SearchLogEntry
+from bot.storage.models import SearchLogEntry, utcnow
+from bot.storage.turns import TurnTransaction
 
 MAX_LOGGED_CHARS = 200
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -29,17 +28,19 @@ def mask_personal(text: str) -> str:
 
 
 async def record_search(
-    session: AsyncSession, *, channel: str, unit: str, query: str, codes: Sequence[str]
+    store: TurnTransaction, *, channel: str, unit: str, query: str, codes: Sequence[str]
 ) -> None:
-    """Add one search to the log, in the caller's transaction."""
+    """Add one search to the log, in the turn's transaction."""
     if not codes:
         SEARCH_MISSES.inc()
-    session.add(
-        SearchLogEntry(
-            channel=channel[:32],
-            unit=unit[:64],
-            query=mask_personal(query),
-            top_code=codes[0] if codes else None,
-            results=len(codes),
-        )
+    await store.insert(
+        SearchLogEntry.__table__,
+        {
+            "created_at": utcnow(),
+            "channel": channel[:32],
+            "unit": unit[:64],
+            "query": mask_personal(query),
+            "top_code": codes[0] if codes else None,
+            "results": len(codes),
+        },
     )

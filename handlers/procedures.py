@@ -70,7 +70,7 @@ async def _search(ctx: Context, query: str, *, answer_misses: bool = True) -> li
 
 async def _log(ctx: Context, query: str, codes: list[str]) -> None:
     await record_search(
-        ctx.session,
+        ctx.store,
         channel=ctx.incoming.channel,
         unit=ctx.services.settings.unit,
         query=query,

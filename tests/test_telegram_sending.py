@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from telegram import Update
 
 from bot.channels.split import split_text, utf16_length
 from bot.channels.telegram import MAX_TEXT, SEND_ATTEMPTS, TelegramChannel, keyboard
+from bot.channels.telegram_update import read_update
 from bot.config import load_settings
 from bot.core import Button, Context, Reply, Router
 from bot.core.messages import Document
@@ -61,7 +61,7 @@ async def channel(api, sqlite_db):
 
 
 async def _say(api: FakeBotAPI, tg: TelegramChannel, chat_id: int, text: str) -> None:
-    await tg.handle_update(Update.de_json(api.text_update(chat_id, text), tg.app.bot))
+    await tg.handle_update(read_update(api.text_update(chat_id, text)))
 
 
 async def test_long_reply_is_split_between_lines_with_buttons_on_the_last_part(
@@ -160,7 +160,7 @@ def test_keyboard_pairs_short_labels_and_keeps_payloads() -> None:
             Button("Quay lại", "menu"),
         ]
     )
-    rows = [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard]
+    rows = [[(b["text"], b["callback_data"]) for b in row] for row in markup["inline_keyboard"]]
     assert rows == [
         [("Có", "yes"), ("Không", "no")],
         [("Thủ tục đăng ký khai sinh có yếu tố nước ngoài", "proc:show:1.001695")],

@@ -1,6 +1,7 @@
 """Telegram channel on python-telegram-bot v22: long polling or a webhook on the shared aiohttp app.
 
-Path of one update: (webhook) secret token checked -> JSON parsed -> ``Update`` ->
+Path of one update: (webhook) secret token checked -> JSON parsed -> the fields the bot reads
+(``telegram_update.read_update``; polling gets PTB ``Update`` objects and reads the same) ->
 per-chat lock -> attachments fetched with getFile -> ``Incoming`` with ``message_id`` = the
 update id -> DialogueEngine (which records the id in the same transaction as the new state, so
 a re-delivered update is handled once, across restarts and processes) -> webhook answered ->
@@ -25,10 +26,7 @@ from datetime import timedelta
 from aiohttp import web
 from telegram import (
     BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     InputFile,
-    Message,
     Update,
 )
 from telegram.constants import ChatType
@@ -45,7 +43,8 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.channels.base import ChannelStartError
 from bot.channels.split import split_text
-from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram_http import AiohttpRequest, call
+from bot.channels.telegram_update import FileRef, MessageView, UpdateView, read_update
 from bot.config import Settings
 from bot.core.engine import DialogueEngine
 from bot.core.locks import KeyedLocks
@@ -73,19 +72,6 @@ COMMANDS = (
     ("help", N_("How to use this assistant")),
     ("language", N_("Change the language")),
     ("cancel", N_("Stop what you are doing")),
-)
-# Message kinds the bot cannot read; the user is told so instead of getting silence.
-_UNSUPPORTED = (
-    "voice",
-    "audio",
-    "video",
-    "video_note",
-    "sticker",
-    "animation",
-    "location",
-    "contact",
-    "poll",
-    "dice",
 )
 
 
@@ -231,31 +217,27 @@ class TelegramChannel:
         if not self.ready:
             return web.Response(status=503)  # Telegram tries again later
         try:
-            data = json.loads(await request.read())
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                raise ValueError("not an update")
-            update = Update.de_json(data, self.app.bot)
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError):
-            # RecursionError: JSON nested deeper than the parsers go; OverflowError: a date
-            # beyond what datetime can hold.
+            update = read_update(json.loads(await request.read()))
+        except (ValueError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser goes.
             log.warning("telegram webhook: rejected a malformed update")
             return web.Response(status=400)
-        try:
-            delivery = await self.handle_update(update)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            # PTB does not check types or required fields (a message without a chat, a number
-            # as text): reading such an update fails before the engine is reached.
-            log.warning("telegram webhook: rejected an update it could not read", exc_info=True)
-            return web.Response(status=400)
+        delivery = await self.handle_update(update)
         if delivery is not None and self.ack_after_send:
             await asyncio.shield(delivery)  # see Settings.workers
         return web.Response()
 
     async def _on_polled_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        if isinstance(update, Update):
-            await self.handle_update(update)
+        if not isinstance(update, Update):
+            return
+        try:
+            view = read_update(update.to_dict())
+        except ValueError:
+            log.warning("telegram: ignored a polled update it could not read")
+            return
+        await self.handle_update(view)
 
-    async def handle_update(self, update: Update) -> asyncio.Task | None:
+    async def handle_update(self, update: UpdateView) -> asyncio.Task | None:
         """Turn one update into an Incoming, handle it, and queue the replies for sending;
         the sending task, or None when there is nothing to send."""
         target = self._target(update)
@@ -270,12 +252,11 @@ class TelegramChannel:
         callback = update.callback_query.id if update.callback_query else None
         return self._queue(target.chat_id, turn.replies, callback)
 
-    def _target(self, update: Update) -> _Target | None:
+    def _target(self, update: UpdateView) -> _Target | None:
         """Who the update is from and where to answer; None when it is not for the bot."""
         query = update.callback_query
         if query is not None:
-            user = query.from_user
-            chat = query.message.chat if query.message else None
+            user, chat = query.from_user, query.chat
         else:
             message = update.message
             if message is None or message.from_user is None or message.from_user.is_bot:
@@ -284,29 +265,26 @@ class TelegramChannel:
             if chat.type != ChatType.PRIVATE and not self._addressed(message):
                 return None
         chat_id = chat.id if chat else user.id
-        if not isinstance(chat_id, int) or not isinstance(user.id, int):
-            raise ValueError("chat and user ids are numbers")  # the webhook answers 400
         private = chat is None or chat.type == ChatType.PRIVATE
         # In a group each member has their own conversation with the bot.
         conversation_id = str(chat_id) if private else f"{chat_id}:{user.id}"
         return _Target(chat_id, conversation_id, str(user.id))
 
-    def _addressed(self, message: Message) -> bool:
+    def _addressed(self, message: MessageView) -> bool:
         """In a group, the bot answers commands, mentions of it, and replies to its messages."""
-        text = message.text or message.caption or ""
+        text = message.text
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
             return "@" not in command or command.split("@", 1)[1].lower() == self._me()
         if f"@{self._me()}" in text.lower():
             return True
-        replied = message.reply_to_message
-        return bool(replied and replied.from_user and replied.from_user.id == self.bot_id)
+        return message.reply_to_user_id is not None and message.reply_to_user_id == self.bot_id
 
     def _me(self) -> str:
         return self.username.lower()
 
-    async def _incoming(self, update: Update, target: _Target) -> Incoming:
-        user = update.effective_user
+    async def _incoming(self, update: UpdateView, target: _Target) -> Incoming:
+        user = update.user
         common = {
             "channel": self.name,
             "conversation_id": target.conversation_id,
@@ -315,17 +293,17 @@ class TelegramChannel:
             "message_id": f"{self.bot_id}:{update.update_id}",
         }
         if update.callback_query is not None:
-            return Incoming(payload=update.callback_query.data or "", **common)
+            return Incoming(payload=update.callback_query.data, **common)
         message = update.message
-        text = message.text or message.caption or ""
+        text = message.text
         if self.username and message.chat.type != ChatType.PRIVATE:
             text = _strip_mention(text, self.username)
         return Incoming(text=text, attachments=await self._attachments(message), **common)
 
-    async def _attachments(self, message: Message) -> tuple[Attachment, ...]:
+    async def _attachments(self, message: MessageView) -> tuple[Attachment, ...]:
         found = []
         if message.photo:
-            photo = message.photo[-1]  # the largest size
+            photo = message.photo
             found.append((photo, "photo", f"photo-{photo.file_unique_id}.jpg", "image/jpeg"))
         if message.document:
             doc = message.document
@@ -338,19 +316,17 @@ class TelegramChannel:
                 )
             )
         attachments = [await self._fetch(*item) for item in found]
-        for kind in _UNSUPPORTED:
-            if getattr(message, kind, None):
-                attachments.append(Attachment("unsupported", kind, "", 0))
+        attachments.extend(Attachment("unsupported", kind, "", 0) for kind in message.unsupported)
         return tuple(attachments)
 
-    async def _fetch(self, file, kind: str, filename: str, mime_type: str) -> Attachment:
+    async def _fetch(self, file: FileRef, kind: str, filename: str, mime_type: str) -> Attachment:
         """Download a file the user sent; too big or failed downloads keep only the metadata,
         so that the handler can say what went wrong."""
         size = file.file_size or 0
         data = None
         if size <= MAX_DOWNLOAD_BYTES:
             try:
-                remote = await file.get_file()
+                remote = await self.app.bot.get_file(file.file_id)
                 data = bytes(await remote.download_as_bytearray())
                 size = len(data)
             except TelegramError as exc:
@@ -379,7 +355,9 @@ class TelegramChannel:
             if callback_id:
                 # Stops the spinner on the pressed button; harmless if it fails.
                 await self._call(
-                    lambda: bot.answer_callback_query(callback_id), chat_id, "answerCallbackQuery"
+                    lambda: call(bot, "answerCallbackQuery", {"callback_query_id": callback_id}),
+                    chat_id,
+                    "answerCallbackQuery",
                 )
             for number, reply in enumerate(replies):
                 if not await self._send_reply(chat_id, reply):
@@ -400,8 +378,8 @@ class TelegramChannel:
         for index, piece in enumerate(pieces):
             markup = keyboard(reply.buttons) if index == len(pieces) - 1 else None
             if not await self._call(
-                lambda piece=piece, markup=markup: bot.send_message(
-                    chat_id, piece, reply_markup=markup
+                lambda piece=piece, markup=markup: call(
+                    bot, "sendMessage", {"chat_id": chat_id, "text": piece, "reply_markup": markup}
                 ),
                 chat_id,
                 "sendMessage",
@@ -461,24 +439,25 @@ class TelegramChannel:
                 return False
 
 
-def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
-    """Inline keyboard: one button per row, two per row when both labels are short."""
+def keyboard(buttons: Sequence[Button]) -> dict | None:
+    """Inline keyboard (the Bot API's InlineKeyboardMarkup as JSON): one button per row, two per
+    row when both labels are short."""
     if not buttons:
         return None
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[dict[str, str]]] = []
     for button in buttons:
-        key = InlineKeyboardButton(button.label, callback_data=button.payload)
+        key = {"text": button.label, "callback_data": button.payload}
         last = rows[-1] if rows else None
         if (
             last is not None
             and len(last) == 1
             and len(button.label) <= SHORT_LABEL
-            and len(last[0].text) <= SHORT_LABEL
+            and len(last[0]["text"]) <= SHORT_LABEL
         ):
             last.append(key)
         else:
             rows.append([key])
-    return InlineKeyboardMarkup(rows)
+    return {"inline_keyboard": rows}
 
 
 def _strip_mention(text: str, username: str) -> str:

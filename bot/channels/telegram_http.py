@@ -5,13 +5,25 @@ PTB lets an application bring its own transport (``telegram.request.BaseRequest`
 the Bot methods, parameters, files, error mapping (RetryAfter, BadRequest...) — stays PTB's.
 We use aiohttp because the bot already runs on it, and because under load httpx's client cost
 more CPU than the whole dialogue turn: see docs/BENCHMARKS.md (Telegram webhook).
+
+Requests without files go out as one JSON body (the Bot API takes ``application/json``), which
+costs a fraction of PTB's default form encoding. ``call`` is the lean way to the two methods
+the bot calls for every update (sendMessage, answerCallbackQuery): plain JSON parameters in,
+the plain result out, through this transport and PTB's own answer checking and error mapping
+(``BaseRequest.post``), without building and parsing Telegram objects around it.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import aiohttp
+from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -74,8 +86,9 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         if self._session is None or self._session.closed:
             raise RuntimeError("AiohttpRequest is not initialized")
-        files = request_data.multipart_data if request_data else None
-        fields = request_data.json_parameters if request_data else None
+        files = (
+            request_data.multipart_data if request_data and request_data.contains_files else None
+        )
         read = _given(read_timeout, self._read_timeout)
         write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         connect = _given(connect_timeout, self._connect_timeout)
@@ -89,15 +102,21 @@ class AiohttpRequest(BaseRequest):
             # timeout meanwhile, so the socket timeout is the larger of the two.
             sock_read=None if read is None else max(read, write or 0),
         )
-        body: aiohttp.FormData | dict[str, str] | None = fields
-        if files:
+        body: aiohttp.FormData | bytes | None = None
+        headers = None
+        if request_data and not files:
+            body = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+            headers = _JSON
+        elif files:
             body = aiohttp.FormData()
-            for name, value in (fields or {}).items():
+            for name, value in request_data.json_parameters.items():
                 body.add_field(name, value)
             for name, (filename, content, mime_type) in files.items():
                 body.add_field(name, content, filename=filename, content_type=mime_type)
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TimedOut("Timed out talking to the Bot API") from exc
@@ -105,6 +124,33 @@ class AiohttpRequest(BaseRequest):
             # Never the URL in the message: it holds the bot token.
             detail = "" if isinstance(exc, aiohttp.InvalidURL) else f": {exc}"
             raise NetworkError(f"aiohttp.{type(exc).__name__}{detail}") from exc
+
+
+class JsonParameters(RequestData):
+    """Ready JSON parameters (no files) handed to a transport as PTB's RequestData."""
+
+    __slots__ = ("_plain",)
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        super().__init__()
+        self._plain = {key: value for key, value in parameters.items() if value is not None}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._plain
+
+    @property
+    def json_parameters(self) -> dict[str, str]:
+        return {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in self._plain.items()
+        }
+
+
+async def call(bot: Bot, method: str, parameters: dict[str, Any]) -> Any:
+    """Call a Bot API method with JSON parameters; its result, or PTB's exception for the error
+    Telegram answered (RetryAfter, BadRequest, Forbidden...) or NetworkError/TimedOut."""
+    return await bot.request.post(f"{bot.base_url}/{method}", JsonParameters(parameters))
 
 
 def _given(value, default: float | None) -> float | None:

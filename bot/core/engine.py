@@ -14,9 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from bot.core.locks import KeyedLocks
 from bot.core.messages import Incoming, Reply
@@ -26,7 +24,7 @@ from bot.core.text import MAX_TEXT_CHARS, clean_text
 from bot.i18n import DEFAULT_LOCALE, normalize_locale, translator
 from bot.metrics import observe_turn
 from bot.storage.db import Database
-from bot.storage.models import Conversation, InboundMessage, utcnow
+from bot.storage.models import Conversation
 
 log = logging.getLogger("motcua.engine")
 
@@ -63,7 +61,6 @@ class DialogueEngine:
         self.default_locale = normalize_locale(default_locale) or DEFAULT_LOCALE
         self.numbered_channels = frozenset(numbered_channels)
         self._locks = KeyedLocks()
-        self._prepared: dict[str, _Statements] = {}
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Handle one message and return the replies; never raises for anything the user sent."""
@@ -90,20 +87,20 @@ class DialogueEngine:
         await self._prefetch(incoming)
         async with self._locks.hold(key):
             try:
-                async with self.db.write_transaction() as session:
-                    statements = self._statements(session)
-                    if incoming.message_id and not await statements.first_delivery(
-                        session, incoming
+                async with self.db.turns.transaction() as tx:
+                    if incoming.message_id and not await tx.first_delivery(
+                        incoming.channel, incoming.message_id
                     ):
                         duplicate, route_name = True, "duplicate"
                         replies = []
                         locale = normalize_locale(incoming.locale) or self.default_locale
                     else:
-                        state = await statements.lock_conversation(session, incoming)
+                        row = await tx.lock_conversation(*key, incoming.user_id)
+                        state = _state_from_row(row)
                         incoming = self._resolve_number(incoming, state)
                         for route, args in self._routes_for(incoming, state):
                             route_name = route.name
-                            ctx = self._context(incoming, state, session, args)
+                            ctx = self._context(incoming, state, tx, args)
                             result = await route.fn(ctx)
                             if result is not None:
                                 break
@@ -113,7 +110,7 @@ class DialogueEngine:
                         else:
                             state.choices = []
                         state.message_count += 1
-                        await statements.save_state(session, incoming, state)
+                        await tx.save_state(*key, incoming.user_id, _state_row(state))
                         locale = ctx.locale
             except Exception:
                 log.exception(
@@ -153,13 +150,6 @@ class DialogueEngine:
             return self.services.for_unit(incoming.unit)
         return self.services
 
-    def _statements(self, session: AsyncSession) -> _Statements:
-        dialect = session.bind.dialect.name
-        found = self._prepared.get(dialect)
-        if found is None:
-            found = self._prepared[dialect] = _Statements(dialect)
-        return found
-
     def _routes_for(self, incoming: Incoming, state: ConversationState) -> list[tuple[Route, str]]:
         if len(incoming.text) > MAX_TEXT_CHARS:
             return [(self.routes.events["too_long"], str(len(incoming.text)))]
@@ -178,14 +168,14 @@ class DialogueEngine:
         return incoming
 
     def _context(
-        self, incoming: Incoming, state: ConversationState, session: Any, args: str = ""
+        self, incoming: Incoming, state: ConversationState, store: Any, args: str = ""
     ) -> Context:
         locale = state.locale or normalize_locale(incoming.locale) or self.default_locale
         return Context(
             incoming=incoming,
             state=state,
             t=translator(locale),
-            session=session,
+            store=store,
             services=self._services(incoming),
             args=args,
         )
@@ -212,104 +202,24 @@ class DialogueEngine:
             return [Reply(t("Sorry, something went wrong."))], t.locale
 
 
-class _Statements:
-    """The engine's SQL, built once per dialect: building SQLAlchemy statements costs more than
-    running them on a warm connection, and every message runs all three."""
+def _state_from_row(row: dict[str, Any]) -> ConversationState:
+    return ConversationState(
+        locale=row["locale"],
+        step=row["step"],
+        data=dict(row["data"] or {}),
+        choices=list(row["choices"] or []),
+        message_count=row["message_count"] or 0,
+    )
 
-    _STATE = ("locale", "step", "data", "choices", "message_count")
 
-    def __init__(self, dialect: str) -> None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = Conversation.__table__
-        upsert = insert(table).values(
-            channel=bindparam("channel"),
-            conversation_id=bindparam("conversation_id"),
-            user_id=bindparam("user_id"),
-            data={},
-            choices=[],
-            message_count=0,
-            created_at=bindparam("now"),
-            updated_at=bindparam("now"),
-        )
-        # The upsert is the first write of the transaction: on SQLite it takes the database
-        # write lock (writers are also queued in process, see Database.write_transaction), on
-        # PostgreSQL it locks the row until commit; either way a second process handling the
-        # same chat waits here, and RETURNING saves a separate SELECT ... FOR UPDATE.
-        self.upsert = upsert.on_conflict_do_update(
-            index_elements=[table.c.channel, table.c.conversation_id],
-            set_={"updated_at": upsert.excluded.updated_at},
-        ).returning(*(table.c[name] for name in self._STATE))
-        self.save = (
-            update(table)
-            .where(
-                table.c.channel == bindparam("b_channel"),
-                table.c.conversation_id == bindparam("b_conversation_id"),
-            )
-            .values(
-                user_id=bindparam("b_user_id"),
-                updated_at=bindparam("b_now"),
-                **{name: bindparam(f"b_{name}", type_=table.c[name].type) for name in self._STATE},
-            )
-        )
-        inbound = InboundMessage.__table__
-        self.inbound = (
-            insert(inbound)
-            .values(
-                channel=bindparam("channel"),
-                message_id=bindparam("message_id"),
-                received_at=bindparam("now"),
-            )
-            .on_conflict_do_nothing(index_elements=[inbound.c.channel, inbound.c.message_id])
-        )
-
-    async def first_delivery(self, session: AsyncSession, incoming: Incoming) -> bool:
-        """Record the platform's id of this message; False if it was recorded before."""
-        result = await session.execute(
-            self.inbound,
-            {"channel": incoming.channel, "message_id": incoming.message_id, "now": utcnow()},
-        )
-        return result.rowcount == 1
-
-    async def lock_conversation(
-        self, session: AsyncSession, incoming: Incoming
-    ) -> ConversationState:
-        """Create the conversation row if missing, lock it until commit, return its state."""
-        row = (
-            await session.execute(
-                self.upsert,
-                {
-                    "channel": incoming.channel,
-                    "conversation_id": incoming.conversation_id,
-                    "user_id": incoming.user_id,
-                    "now": utcnow(),
-                },
-            )
-        ).one()
-        return ConversationState(
-            locale=row.locale,
-            step=row.step,
-            data=dict(row.data or {}),
-            choices=list(row.choices or []),
-            message_count=row.message_count,
-        )
-
-    async def save_state(
-        self, session: AsyncSession, incoming: Incoming, state: ConversationState
-    ) -> None:
-        await session.execute(
-            self.save,
-            {
-                "b_channel": incoming.channel,
-                "b_conversation_id": incoming.conversation_id,
-                "b_user_id": incoming.user_id,
-                "b_now": utcnow(),
-                "b_locale": state.locale,
-                "b_step": state.step,
-                "b_data": dict(state.data),
-                "b_choices": list(state.choices),
-                "b_message_count": state.message_count,
-            },
-        )
+def _state_row(state: ConversationState) -> dict[str, Any]:
+    return {
+        "locale": state.locale,
+        "step": state.step,
+        "data": dict(state.data),
+        "choices": list(state.choices),
+        "message_count": state.message_count,
+    }
 
 
 def _as_list(result: HandlerResult) -> list[Reply]:

@@ -26,9 +26,17 @@ class Context:
     incoming: Incoming
     state: ConversationState
     t: Translator
-    session: Any  # sqlalchemy AsyncSession, in the same transaction as the state
+    # The turn's transaction (bot/storage/turns.py): what a handler writes through it is
+    # committed with the conversation's new state, or not at all.
+    store: Any
     services: Any
     args: str = ""  # the part of a payload after a registered prefix
+
+    @property
+    def session(self) -> Any:
+        """A SQLAlchemy AsyncSession in the turn's transaction (None while apologising for an
+        error, when there is no transaction)."""
+        return self.store.session if self.store is not None else None
 
     @property
     def locale(self) -> str:

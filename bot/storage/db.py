@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.storage.sqlite_inloop import async_creator
+from bot.storage.turns import SessionTurns, SqliteTurns
 
 # Seconds a SQLite writer waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 30
@@ -68,6 +69,7 @@ class Database:
         # SQLite has one writer at a time. Queueing writers here, rather than letting each
         # connection poll the busy timeout with growing sleeps, keeps latency flat under load.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        self._turns: SqliteTurns | SessionTurns | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,12 +78,22 @@ class Database:
     def session(self) -> AsyncSession:
         return self.sessionmaker()
 
+    def sqlite_writer(self) -> contextlib.AbstractAsyncContextManager:
+        """This process's queue of SQLite writers (a no-op on PostgreSQL)."""
+        return self._sqlite_writer if self._sqlite_writer is not None else _NO_LOCK
+
+    @property
+    def turns(self) -> SqliteTurns | SessionTurns:
+        """Where dialogue turns write (bot/storage/turns.py)."""
+        if self._turns is None:
+            self._turns = SqliteTurns(self) if self.is_sqlite else SessionTurns(self)
+        return self._turns
+
     @contextlib.asynccontextmanager
     async def write_transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction that will write; committed on success, else rolled back."""
         async with contextlib.AsyncExitStack() as stack:
-            if self._sqlite_writer is not None:
-                await stack.enter_async_context(self._sqlite_writer)
+            await stack.enter_async_context(self.sqlite_writer())
             session = await stack.enter_async_context(self.session())
             await stack.enter_async_context(session.begin())
             yield session
@@ -91,7 +103,13 @@ class Database:
         return self.url.render_as_string(hide_password=True)
 
     async def dispose(self) -> None:
+        if self._turns is not None:
+            await self._turns.close()
+            self._turns = None
         await self.engine.dispose()
+
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
