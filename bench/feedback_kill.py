@@ -1,8 +1,10 @@
-"""Kill test: feedbacks sent through the web chat survive SIGKILL, each one exactly once.
+"""Kill test: feedbacks sent through the web chat survive SIGKILL, each one exactly once; and
+with ``--fault pg-restart``, PostgreSQL restarted under the same load.
 
 Usage:
     python bench/feedback_kill.py [--feedbacks 2000] [--kills 5] [--concurrency 8] [--seed 1]
         [--database-url URL | --postgres-url postgresql://postgres@127.0.0.1:5432/test]
+        [--workers N] [--fault kill|pg-restart]
 
 What runs: ``motcua run`` (web chat only, log level WARNING) in its own process on a fixed
 port; the citizens and the killer share this process. ``--concurrency`` citizens at once each
@@ -27,6 +29,14 @@ conversation and no files, and exactly one "create" history row; no text is stor
 feedback row lacks its tracking code; no history row points at a missing feedback. Feedbacks
 committed whose code no citizen saw are counted (allowed only for a citizen who gave up).
 Exit status 1 on any violation.
+
+``--fault pg-restart``: instead of killing the bot, the killer stops PostgreSQL (``pg_ctl stop
+-m fast``: connections are cut, transactions in flight roll back), keeps it down for a random
+0.5–2.5 s and starts it again, ``--kills`` times; the bot is never restarted. Meanwhile the bot
+must answer every message with the "briefly unavailable, send it again" reply (citizens then
+send the step again, as told), never a 5xx or an error in its log, and recover by itself. The
+server is a private one (initdb in a temporary folder, its own port: tests/pg_helpers.py), so
+the shared server is never touched.
 
 The database is a fresh SQLite file in a temporary directory; ``--database-url`` uses the given
 database instead (rows of this run are told apart by a random tag in their text; the checks
@@ -63,9 +73,13 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bot.channels.web import COOKIE  # noqa: E402
 from bot.feedback.model import TRACKING_CODE, tracking_code  # noqa: E402
+from bot.i18n import SUPPORTED_LOCALES, translator  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.storage.models import Feedback, FeedbackAttachment, FeedbackEvent, as_utc  # noqa: E402
-from tests.pg_helpers import create_database, drop_database  # noqa: E402
+from handlers.fallback import UNAVAILABLE  # noqa: E402
+from tests.pg_helpers import PrivatePostgres, create_database, drop_database  # noqa: E402
+
+UNAVAILABLE_TEXTS = {translator(locale)(UNAVAILABLE) for locale in SUPPORTED_LOCALES}
 
 # How long one step may keep failing before its citizen gives up (the server restarts in a few
 # seconds; this is far beyond that).
@@ -226,6 +240,7 @@ class Stats:
     connection_errors: int = 0
     server_errors: int = 0  # HTTP 5xx
     timeouts: int = 0
+    unavailable: int = 0  # "briefly unavailable, send it again" replies (database down)
     unexpected: list[str] = field(default_factory=list)
     in_flight: dict[int, str] = field(default_factory=dict)  # citizen -> step being sent
     killed_in_flight: Counter = field(default_factory=Counter)
@@ -246,6 +261,11 @@ def has_any(*payloads: str) -> Callable[[list[dict]], bool]:
 def only_cancel(replies: list[dict]) -> bool:
     """The question for the text: its only button is "cancel"."""
     return _payloads(replies) == ["cancel"]
+
+
+def unavailable(replies: list[dict]) -> bool:
+    """The bot's answer while its database is down: send the same message again later."""
+    return any(r["text"] in UNAVAILABLE_TEXTS for r in replies)
 
 
 def sent_code(replies: list[dict]) -> bool:
@@ -332,11 +352,14 @@ class Citizen:
                 else:
                     if ok(replies):
                         return replies
-                    wrong += 1
-                    text = replies[0]["text"][:120] if replies else "(no reply)"
-                    stats.unexpected.append(f"{name}: {text!r} {_payloads(replies)}")
-                    if wrong >= MAX_UNEXPECTED:
-                        raise GaveUp(f"{name}: unexpected reply {text!r}")
+                    if unavailable(replies):  # sent again below, as the bot asked
+                        stats.unavailable += 1
+                    else:
+                        wrong += 1
+                        text = replies[0]["text"][:120] if replies else "(no reply)"
+                        stats.unexpected.append(f"{name}: {text!r} {_payloads(replies)}")
+                        if wrong >= MAX_UNEXPECTED:
+                            raise GaveUp(f"{name}: unexpected reply {text!r}")
                 finally:
                     stats.in_flight.pop(self.worker, None)
                 stats.retries += 1
@@ -379,6 +402,7 @@ class Report:
     server_errors: int = 0
     timeouts: int = 0
     unexpected: int = 0
+    unavailable: int = 0
     double_taps: int = 0
     send_lost: int = 0  # "send" pressed again because its answer was lost in a kill
     send_recovered: int = 0  # ... and the feedback had been committed before the kill
@@ -409,18 +433,34 @@ async def run(args: argparse.Namespace) -> Report:
     with tempfile.TemporaryDirectory(prefix="motcua-kill-") as tmp:
         workdir = Path(tmp)
         drop = None
+        private = None
         url = args.database_url or f"sqlite:///{workdir}/kill.sqlite3"
-        if args.postgres_url:
-            url, drop = await postgres_database(args.postgres_url)
         try:
-            await _run(args, rng, tag, url, workdir, report)
+            if args.fault == "pg-restart":
+                private = PrivatePostgres()
+                await asyncio.to_thread(private.init)
+                await asyncio.to_thread(private.start)
+                url = await create_database(private.admin_url, "motcua_restart")
+            elif args.postgres_url:
+                url, drop = await postgres_database(args.postgres_url)
+            await _run(args, rng, tag, url, workdir, report, private)
         finally:
             if drop:
                 await drop()
+            if private is not None:
+                await asyncio.to_thread(private.remove)
     return report
 
 
-async def _run(args, rng: random.Random, tag: str, url: str, workdir: Path, report: Report):
+async def _run(
+    args,
+    rng: random.Random,
+    tag: str,
+    url: str,
+    workdir: Path,
+    report: Report,
+    database: PrivatePostgres | None = None,
+):
     # Unique per citizen, with Vietnamese letters to see them come back unchanged.
     texts = (f"kill-test {tag} #{n:05d} {rng.getrandbits(48):012x}" for n in range(args.feedbacks))
     subs = [Submission(n, f"{text}: đèn đường hỏng ở ngõ {n}") for n, text in enumerate(texts)]
@@ -429,7 +469,7 @@ async def _run(args, rng: random.Random, tag: str, url: str, workdir: Path, repo
     await server.start()
     began = time.perf_counter()
     try:
-        await _load(args, rng, server, subs, stats, report)
+        await _load(args, rng, server, subs, stats, report, database)
         report.elapsed = time.perf_counter() - began
     finally:
         report.exit_status = await server.stop()
@@ -441,6 +481,7 @@ async def _run(args, rng: random.Random, tag: str, url: str, workdir: Path, repo
         "connection_errors",
         "server_errors",
         "timeouts",
+        "unavailable",
     ):
         setattr(report, name, getattr(stats, name))
     report.unexpected = len(stats.unexpected)
@@ -456,7 +497,15 @@ async def _run(args, rng: random.Random, tag: str, url: str, workdir: Path, repo
         print(f"  unexpected reply: {line}", file=sys.stderr)
 
 
-async def _load(args, rng, server: Server, subs: list[Submission], stats: Stats, report: Report):
+async def _load(
+    args,
+    rng,
+    server: Server,
+    subs: list[Submission],
+    stats: Stats,
+    report: Report,
+    database: PrivatePostgres | None = None,
+):
     queue = iter(subs)
     connector = aiohttp.TCPConnector(limit=args.concurrency)
 
@@ -489,10 +538,23 @@ async def _load(args, rng, server: Server, subs: list[Submission], stats: Stats,
             else:
                 await asyncio.sleep(rng.uniform(0, 0.05))
             flying = Counter(stats.in_flight.values())
+            down = time.perf_counter()
+            if database is not None:  # PostgreSQL restarted; the bot is left to recover
+                await asyncio.to_thread(database.stop, "fast")
+                report.kills += 1
+                stats.killed_in_flight.update(flying)
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                await asyncio.to_thread(database.start)
+                print(
+                    f"  PostgreSQL restart {report.kills} at {stats.confirmed}/{len(subs)} "
+                    f"confirmed, in flight {dict(flying)}, "
+                    f"down {time.perf_counter() - down:.1f} s",
+                    file=sys.stderr,
+                )
+                continue
             await server.kill()
             report.kills += 1
             stats.killed_in_flight.update(flying)
-            down = time.perf_counter()
             if server.workers > 1:  # the others keep serving; wait for the supervisor's restart
                 while len(server.worker_pids()) < server.workers:
                     await asyncio.sleep(0.05)
@@ -637,14 +699,16 @@ def print_report(report: Report, args: argparse.Namespace, backend: str) -> None
     )
     print(f"| feedbacks confirmed | {report.confirmed} |")
     print(f"| citizens who gave up | {report.gave_up} |")
-    print(f"| kills (SIGKILL) | {report.kills} |")
+    what = "PostgreSQL restarts" if args.fault == "pg-restart" else "kills (SIGKILL)"
+    print(f"| {what} | {report.kills} |")
     print(
         f"| requests in flight when killed | {sum(report.killed_in_flight.values())} ({flying}) |"
     )
     print(
         f"| retries | {report.retries} (connection {report.connection_errors}, "
         f"5xx {report.server_errors}, timeouts {report.timeouts}, "
-        f"unexpected replies {report.unexpected}) |"
+        f"unexpected replies {report.unexpected}, "
+        f"'unavailable, send again' replies {report.unavailable}) |"
     )
     print(
         f"| send failed and pressed again | {report.send_lost} "
@@ -686,6 +750,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="run `motcua run --workers N` (PostgreSQL) and kill one worker at a time",
     )
+    parser.add_argument(
+        "--fault",
+        choices=["kill", "pg-restart"],
+        default="kill",
+        help="kill: SIGKILL the bot (default); pg-restart: restart a private PostgreSQL server "
+        "under the bot, which keeps running",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database-url", help="use this database (default: fresh SQLite file)")
     where.add_argument(
@@ -694,13 +765,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.feedbacks < 1 or args.concurrency < 1 or args.kills < 0:
         parser.error("--feedbacks and --concurrency must be positive, --kills not negative")
+    if args.fault == "pg-restart":
+        if args.database_url or args.postgres_url:
+            parser.error("--fault pg-restart runs its own PostgreSQL server; give no database")
+        reason = PrivatePostgres.available()
+        if reason:
+            parser.error(f"--fault pg-restart cannot run here: {reason}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = asyncio.run(run(args))
-    backend = "PostgreSQL" if args.postgres_url else "database" if args.database_url else "SQLite"
+    backend = (
+        "PostgreSQL (private, restarted)"
+        if args.fault == "pg-restart"
+        else "PostgreSQL"
+        if args.postgres_url
+        else "database"
+        if args.database_url
+        else "SQLite"
+    )
     print_report(report, args, backend)
     return 0 if report.ok else 1
 

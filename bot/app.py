@@ -221,15 +221,24 @@ def _background_tasks(settings: Settings, db: Database, services: Services, chan
     for channel in channels:
         if hasattr(channel, "wake_outbox"):
             channel.wake_outbox = dispatcher.wake  # held messages released: send them now
-    notifier = DossierNotifier(
-        services.dossiers,
-        interval=settings.dossier_poll_seconds,
-        channels=frozenset(push),
-        render=change_notice,
-        on_queued=dispatcher.wake,
-    )
+    # One notifier per unit served (and the web demo's): each asks its own unit's source.
+    units = [*settings.served_units, *([settings.web_demo_unit] if settings.web_demo_unit else [])]
+    notifiers = [
+        DossierNotifier(
+            services.for_unit(unit).dossiers,
+            interval=settings.dossier_poll_seconds,
+            channels=frozenset(push),
+            render=change_notice,
+            on_queued=dispatcher.wake,
+        )
+        for unit in dict.fromkeys(units)
+    ]
     retention = timedelta(minutes=settings.submission_photo_retention_minutes)
-    jobs = [dispatcher, notifier, Housekeeping(db, services.attachments, photo_retention=retention)]
+    jobs = [
+        dispatcher,
+        *notifiers,
+        Housekeeping(db, services.attachments, photo_retention=retention),
+    ]
     leadership = Leadership(db)  # one process of the deployment runs them
     for job in jobs:
         job.leader = leadership

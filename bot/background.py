@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 
+from bot.storage.db import is_unavailable, unavailable_reason
+
 log = logging.getLogger("motcua.background")
 
 
@@ -45,6 +47,10 @@ class Periodic:
             try:
                 if self.leader is None or await self.leader.check():
                     await self.run_once()
-            except Exception:
-                log.exception("%s: round failed; trying again", self.name)
+            except Exception as exc:
+                if is_unavailable(exc):  # an outage: one line each round until it is back
+                    reason = unavailable_reason(exc)
+                    log.warning("%s: database unavailable (%s); trying again", self.name, reason)
+                else:
+                    log.exception("%s: round failed; trying again", self.name)
             await self.wait()

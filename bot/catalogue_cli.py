@@ -1,4 +1,4 @@
-"""``motcua catalogue import | export | show``."""
+"""``motcua catalogue import | export | show | add-units | units``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ async def run_catalogue_command(args: Namespace, settings, t) -> int:
         store = CatalogueStore(db, settings.catalogue)
         if args.catalogue_command == "import":
             return await _import(args, store, t)
+        if args.catalogue_command == "add-units":
+            return await _add_units(args, db, t)
         if settings.catalogue in BUNDLED:
             await store.ensure_bundled()
         if args.catalogue_command == "export":
             return await _export(args, store)
+        if args.catalogue_command == "units":
+            return await _list_units(store, settings, t)
         return await _show(args, store, settings)
     finally:
         await db.dispose()
@@ -68,6 +72,61 @@ async def _import(args: Namespace, store: CatalogueStore, t) -> int:
             unchanged=result.unchanged,
         )
     )
+    return 0
+
+
+async def _add_units(args: Namespace, db: Database, t) -> int:
+    """Read every file first; write all of them in one transaction, or nothing."""
+    from sqlalchemy import select
+
+    from bot.config import UNIT_ID
+    from bot.storage.models import UnitProfile, utcnow
+    from procedures_catalog.schema import Unit
+
+    units = []
+    for path in args.files:
+        try:
+            with open(path, encoding="utf-8") as file:
+                unit = Unit.from_dict(json.load(file))
+        except (OSError, ValueError, TypeError) as exc:
+            print(t("Cannot read {path}: {reason}", path=path, reason=exc), file=sys.stderr)
+            return 2
+        if not UNIT_ID.fullmatch(unit.id):
+            print(
+                t(
+                    "{path}: “{id}” is not a unit id (lower-case letters, digits and dashes, "
+                    "e.g. xa-an-binh).",
+                    path=path,
+                    id=unit.id,
+                ),
+                file=sys.stderr,
+            )
+            return 2
+        units.append(unit)
+    async with db.write_transaction() as session:
+        for unit in units:
+            row = await session.scalar(select(UnitProfile).where(UnitProfile.id == unit.id))
+            if row is None:
+                session.add(UnitProfile(id=unit.id, document=unit.to_dict()))
+                print(t("Added unit {id}: {name}.", id=unit.id, name=unit.name))
+            else:
+                row.document, row.updated_at = unit.to_dict(), utcnow()
+                print(t("Updated unit {id}: {name}.", id=unit.id, name=unit.name))
+    print(t("Restart the bot to use the changes."))
+    return 0
+
+
+async def _list_units(store: CatalogueStore, settings, t) -> int:
+    catalogue = await store.load()
+    served = settings.served_units
+    for unit in sorted(catalogue.units.values(), key=lambda u: u.id):
+        mark = t("served") if unit.id in served else t("not served")
+        print(f"{unit.id}\t{unit.name}\t{unit.province}\t{mark}")
+    for missing in [u for u in served if u not in catalogue.units]:
+        print(
+            t("{id}: served (MOTCUA_UNITS) but has no profile; add one.", id=missing),
+            file=sys.stderr,
+        )
     return 0
 
 

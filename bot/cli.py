@@ -79,6 +79,20 @@ def _parser(t) -> argparse.ArgumentParser:
         "show", help=t("print what the bot says about a procedure")
     )
     show.add_argument("code", help=t("national procedure code, e.g. 1.001193"))
+    add_units = catalogue_commands.add_parser(
+        "add-units",
+        help=t("add or update unit profiles (one JSON file per unit, as the bundled demo.json)"),
+        description=t(
+            "Add or update the profiles of the units (communes, wards) this deployment serves: "
+            "name, province, address, opening hours, hotline, the procedures applied. One JSON "
+            "file per unit, in the form of procedures_catalog/data/units/demo.json. List the "
+            "ids in MOTCUA_UNITS to serve them."
+        ),
+    )
+    add_units.add_argument("files", nargs="+", metavar="FILE", help=t("unit profile (.json)"))
+    catalogue_commands.add_parser(
+        "units", help=t("list the unit profiles and which of them the bot serves")
+    )
     for sub in (imp, export, show):
         sub.add_argument(
             "--catalogue", help=t("catalogue name (default: MOTCUA_CATALOGUE or commune)")

@@ -16,6 +16,10 @@ from bot.storage.db import async_url
 ENV_PREFIX = "MOTCUA_"
 
 
+# What a unit id looks like: it goes into buttons (64 bytes on Telegram), links and paths.
+UNIT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; see README for the list with examples."""
 
@@ -35,12 +39,22 @@ class Settings(BaseSettings):
     workers: int = 1
     # "text" (one readable line per event) or "json" (one JSON object per line).
     log_format: Literal["text", "json"] = "text"
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed, e.g.
+    # ["127.0.0.1"] when nginx runs on the same machine: the staff login's per-address limit
+    # then counts each officer's own address instead of nginx's (bot/proxies.py).
+    trusted_proxies: list[str] = []
     # Set when the web chat is served over HTTPS (behind a reverse proxy) so cookies are Secure.
     web_secure_cookies: bool = False
     # Which catalogue the bot answers from ("commune" bundled by default, or "national"...).
     catalogue: str = "commune"
     # The unit (commune/ward) whose desk the bot speaks for; "demo" ships with the project.
     unit: str = "demo"
+
+    # Other units this deployment also serves (a district or province running one bot for
+    # several communes), e.g. ["xa-an-binh", "phuong-2"]: citizens pick theirs (/donvi, or a
+    # Telegram link t.me/<bot>?start=<unit>, or the web chat's /?unit=<unit>); each unit has
+    # its own feedback inbox, dossier source and staff. MOTCUA_UNIT stays the default one.
+    units: list[str] = []
 
     # The unit the web chat's demonstration mode (/?demo=1) speaks for, with its demo
     # dossiers; empty turns the demo mode off.
@@ -192,6 +206,30 @@ class Settings(BaseSettings):
         if not 0 < value <= 24 * 30:
             raise ValueError("must be a number of hours between 0 and 720")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        from bot.proxies import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: list[str]) -> list[str]:
+        for unit in value:
+            if not UNIT_ID.fullmatch(unit):
+                raise ValueError(
+                    f"{unit!r} is not a unit id (lower-case letters, digits and dashes, "
+                    "at most 40, e.g. xa-an-binh)"
+                )
+        return list(dict.fromkeys(value))
+
+    @property
+    def served_units(self) -> list[str]:
+        """The default unit first, then the others of MOTCUA_UNITS."""
+        return list(dict.fromkeys([self.unit, *self.units]))
 
     @field_validator("web_embed_origins")
     @classmethod

@@ -18,6 +18,7 @@ def all_routers() -> list[Router]:
         submission,
         submission_checklist,
         submission_photos,
+        unit_choice,
         units,
     )
 
@@ -27,6 +28,7 @@ def all_routers() -> list[Router]:
         help.router,
         dossiers.router,
         feedback.router,
+        unit_choice.router,
         units.router,
         submission.router,
         submission_checklist.router,

@@ -145,7 +145,7 @@ async def _lookup(ctx: Context, code: str, *, then_subscribe: bool = False) -> R
     if service.phone_check and code not in _shown(ctx):
         ctx.state.clear_flow()
         ctx.state.step = ASK_PHONE
-        ctx.state.data = {"code": code, "subscribe": then_subscribe}
+        ctx.state.data.update(code=code, subscribe=then_subscribe)
         return Reply(
             t(
                 "To protect your information, please type the last 4 digits of the phone "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core import Context, Reply, Router
 from bot.core.text import MAX_TEXT_CHARS
-from bot.i18n import format_number
+from bot.i18n import N_, format_number
 from handlers.start import menu_reply
 
 router = Router("fallback")
@@ -58,6 +58,20 @@ async def internal_error(ctx: Context) -> Reply:
             "Please try again in a few minutes."
         ),
     )
+
+
+# Also read by bench/feedback_kill.py, whose citizens send the step again when they see it.
+UNAVAILABLE = N_(
+    "The system is briefly unavailable, so your message was not recorded. "
+    "Please send it again in a few minutes."
+)
+
+
+@router.event("unavailable")
+async def unavailable(ctx: Context) -> Reply:
+    """The database is down or restarting: nothing was recorded; say to try again shortly
+    (no menu: its buttons would meet the same wall until the database is back)."""
+    return Reply(ctx.t(UNAVAILABLE))
 
 
 @router.event("attachment")

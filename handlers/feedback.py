@@ -14,7 +14,7 @@ from bot.feedback.attachments import MAX_FILES, check
 from bot.feedback.model import KINDS, TOPICS, TRACKING_CODE, normalize_phone
 from bot.storage.models import utcnow
 from handlers.channel_caps import files_possible, late_delivery_note
-from handlers.feedback_card import problem_text, status_reply, summary_text
+from handlers.feedback_card import not_saved_text, problem_text, status_reply, summary_text
 
 router = Router("feedback")
 
@@ -187,7 +187,10 @@ async def files_sent(ctx: Context) -> Reply:
         if problem is not None:
             lines.append(problem_text(t, problem))
             continue
-        stored = await ctx.services.attachments.aput(attachment.data)
+        stored = await ctx.services.attachments.store(attachment.data)
+        if isinstance(stored, OSError):
+            lines.append(not_saved_text(t, attachment.filename or t("the file"), stored))
+            continue
         draft["files"].append(
             {
                 "sha256": stored.sha256,

@@ -3,6 +3,8 @@ answer (pushed through the outbox), and why a file was refused. Pure functions."
 
 from __future__ import annotations
 
+import errno
+
 from bot.core import Button, Reply
 from bot.dossiers.model import VN_TZ
 from bot.feedback.attachments import MAX_BYTES, Problem
@@ -31,6 +33,20 @@ def problem_text(t: Translator, problem: Problem) -> str:
             name=name,
         )
     return t("“{name}” was not added: the file is empty or could not be read.", name=name)
+
+
+def not_saved_text(t: Translator, name: str, exc: OSError) -> str:
+    """Why a checked file could not be stored (bot.feedback.attachments.store_file)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return t(
+            "“{name}” could not be saved: the server's storage is full. You can go on "
+            "without it, or send it again later.",
+            name=name,
+        )
+    return t(
+        "“{name}” could not be saved just now. You can go on without it, or send it again later.",
+        name=name,
+    )
 
 
 def summary_text(t: Translator, draft: dict, catalogue) -> str:

@@ -30,20 +30,30 @@ def menu_reply(t: Translator, text: str | None = None) -> Reply:
     "xin chào", "chào", "chào bạn", "chào em", "alo", "hello", "hi", "menu", "bắt đầu", "start"
 )
 async def show_menu(ctx: Context) -> Reply:
-    """Greet the user and show the main menu."""
+    """Greet the user and show the main menu. "/start <unit>" (a Telegram link
+    t.me/<bot>?start=<unit> that a commune hands out) also chooses the unit, when the
+    deployment serves it."""
     ctx.state.clear_flow()
     t = ctx.t
-    return menu_reply(
-        t,
-        t(
-            "Hello! I am the virtual assistant of the one-stop desk (Bộ phận Một cửa). "
-            "I can help you:\n"
-            "• find an administrative procedure and the papers to prepare;\n"
-            "• check the status of a dossier from its receipt code;\n"
-            "• send feedback or a suggestion to the commune.\n"
-            "Choose an option below or type your question."
-        ),
+    served = ctx.services.settings.served_units if ctx.services is not None else []
+    if ctx.args and ctx.args in served:
+        ctx.state.unit = ctx.args
+    greeting = t(
+        "Hello! I am the virtual assistant of the one-stop desk (Bộ phận Một cửa). "
+        "I can help you:\n"
+        "• find an administrative procedure and the papers to prepare;\n"
+        "• check the status of a dossier from its receipt code;\n"
+        "• send feedback or a suggestion to the commune.\n"
+        "Choose an option below or type your question."
     )
+    if len(served) > 1:
+        unit = ctx.state.unit if ctx.state.unit in served else ctx.services.settings.unit
+        profile = ctx.services.catalogue.units.get(unit)
+        greeting += "\n\n" + t(
+            "You are asking the one-stop desk of {name}. To change it, type /donvi.",
+            name=profile.name if profile is not None else unit,
+        )
+    return menu_reply(t, greeting)
 
 
 @router.command("cancel")

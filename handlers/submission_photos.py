@@ -30,7 +30,7 @@ from bot.submission.pdf import (
 from handlers import submission
 from handlers import submission_card as card
 from handlers.channel_caps import files_possible
-from handlers.feedback_card import problem_text
+from handlers.feedback_card import not_saved_text, problem_text
 
 router = Router("submission_photos")
 
@@ -160,7 +160,11 @@ async def received(ctx: Context) -> Reply:
                 )
             )
         else:
-            draft["photos"].append((await _store(ctx).aput(attachment.data)).sha256)
+            stored = await _store(ctx).store(attachment.data)
+            if isinstance(stored, OSError):
+                lines.append(not_saved_text(t, name, stored))
+            else:
+                draft["photos"].append(stored.sha256)
     return _ask(ctx, procedure, "\n".join(lines))
 
 

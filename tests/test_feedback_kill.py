@@ -13,6 +13,7 @@ from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Feedback, FeedbackEvent, utcnow
 from tests.conftest import skip_or_fail
+from tests.pg_helpers import PrivatePostgres
 
 SHORT = ["--feedbacks", "60", "--kills", "2", "--concurrency", "4", "--seed", "7"]
 
@@ -45,6 +46,20 @@ async def test_feedbacks_survive_sigkill_of_one_worker_of_two_on_postgresql() ->
     if not url:
         skip_or_fail("MOTCUA_TEST_POSTGRES_URL is not set")
     assert_clean(await run(parse_args([*SHORT, "--postgres-url", url, "--workers", "2"])))
+
+
+async def test_feedbacks_survive_postgresql_restarts_under_load() -> None:
+    """A private PostgreSQL server stopped (fast: connections cut) and started again twice
+    under `motcua run --workers 2`: meanwhile every message is answered "briefly unavailable,
+    send it again" (never a 5xx, no error logged), the bot recovers by itself, and every
+    feedback a citizen was given a code for is there, whole, once."""
+    reason = PrivatePostgres.available()
+    if reason:
+        skip_or_fail(reason)
+    report = await run(parse_args([*SHORT, "--fault", "pg-restart", "--workers", "2"]))
+    assert_clean(report)
+    assert report.unavailable > 0, "no message met the outage"
+    assert report.server_errors == report.connection_errors == 0
 
 
 # -- the check itself must see what it is there to see ------------------------------------------

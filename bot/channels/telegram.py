@@ -71,6 +71,7 @@ COMMANDS = (
     ("theodoi", N_("Dossiers you follow")),
     ("help", N_("How to use this assistant")),
     ("language", N_("Change the language")),
+    ("donvi", N_("Choose your commune or ward")),  # only when several units are served
     ("cancel", N_("Stop what you are doing")),
 )
 
@@ -93,6 +94,7 @@ class TelegramChannel:
     def __init__(self, engine: DialogueEngine, settings: Settings) -> None:
         self.engine = engine
         self.mode = settings.telegram_mode
+        self.several_units = len(settings.served_units) > 1
         self.ack_after_send = settings.workers > 1
         self.webhook_url = settings.telegram_webhook_url
         self.webhook_path = settings.telegram_webhook_path
@@ -184,7 +186,11 @@ class TelegramChannel:
     async def _set_commands(self) -> None:
         for locale in (None, *SUPPORTED_LOCALES):
             t = translator(locale or self.engine.default_locale)
-            commands = [BotCommand(name, t(description)) for name, description in COMMANDS]
+            commands = [
+                BotCommand(name, t(description))
+                for name, description in COMMANDS
+                if name != "donvi" or self.several_units
+            ]
             await self.app.bot.set_my_commands(commands, language_code=locale)
 
     def _polling_error(self, exc: TelegramError) -> None:

@@ -1,11 +1,12 @@
 """Web chat: a page at ``/`` with a chat box and buttons, and the JSON endpoint it uses.
 
-POST /api/messages  {"text": "..."} or {"payload": "..."}, optionally "demo": true
-  or multipart/form-data with the fields text, payload, demo and up to 5 ``file`` parts
+POST /api/messages  {"text": "..."} or {"payload": "..."}, optionally "demo": true or
+  "unit": "<id>", or multipart/form-data with the fields text, payload, demo, unit and up to 5
+  ``file`` parts
   -> 200 {"replies": [{"text": "...", "buttons": [{"label": "...", "payload": "..."}],
                        "documents": [{"filename", "mime_type", "data" (base64)}]}],
           "locale": "vi"}   ("documents" only when a reply has files)
-GET /api/updates[?demo=1]
+GET /api/updates[?demo=1 | ?unit=<id>]
   -> 200 {"messages": [{"text": "...", "buttons": [...]}]}  (pushed messages, each given once)
 GET /static/embed.js  the snippet a commune's site includes to open the chat in a panel
 
@@ -19,6 +20,11 @@ never grants, so the header is no easier to forge than the cookie.
 Demo mode (``/?demo=1``, when MOTCUA_WEB_DEMO_UNIT is set): the page says it is a demonstration
 and its messages speak for the demo unit (its demo dossiers, its own feedback inbox) in a
 conversation of their own (``<id>:demo``), so a demonstration never mixes with a real chat.
+
+Unit pages (``/?unit=<id>``, for a deployment serving several units, MOTCUA_UNITS): the link a
+commune puts on its own site. The page names the unit and its messages speak for it (its
+feedback inbox, its dossiers), in a conversation of its own (``<id>:u:<unit>``). An id the
+deployment does not serve is ignored (the default unit's page).
 
 Messages pushed outside a turn (a dossier change, a staff answer) wait in the outbox: a page cannot
 be called, so it polls /api/updates, which hands over its chat's due rows and marks them sent.
@@ -57,6 +63,7 @@ TOKEN_HEADER = "X-Motcua-Chat"
 # The page's current language, so that a request refused before it is read is answered in it.
 LOCALE_HEADER = "X-Motcua-Locale"
 DEMO_SUFFIX = ":demo"
+UNIT_SUFFIX = ":u:"  # + the unit of a page opened with /?unit=<id>
 # A message is at most a few KB; 256 KB leaves room for a 100 KB paste, which the engine refuses
 # politely, while anything bigger is cut off here. It is also the aiohttp application's
 # client_max_size, which bounds request.read()/post() and each part's read() in
@@ -132,6 +139,13 @@ class WebChannel:
             else bool(getattr(settings, "web_secure_cookies", False))
         )
         self.demo_unit: str = getattr(settings, "web_demo_unit", "") or ""
+        # Units a page may be opened for with /?unit=<id> (deployments serving several).
+        self.units: list[str] = list(getattr(settings, "served_units", []) or [])
+        self.unit_names: dict[str, str] = {}
+        catalogue = getattr(getattr(engine, "services", None), "catalogue", None)
+        for unit in self.units:
+            profile = catalogue.units.get(unit) if catalogue is not None else None
+            self.unit_names[unit] = profile.name if profile is not None else unit
         self.embed_origins: list[str] = list(getattr(settings, "web_embed_origins", []) or [])
 
     def add_routes(self, app: web.Application) -> None:
@@ -163,9 +177,11 @@ class WebChannel:
         ui = {code: _ui_strings(code) for code in SUPPORTED_LOCALES}
         static = request.app.router["static"]
         demo = self._demo(request.query.get("demo"))
+        unit = None if demo else self._unit(request.query.get("unit"))
         embed = request.query.get("embed") == "1"
         config = {
             "demo": demo,
+            "unit": unit,
             "embed": embed,
             "maxFiles": MAX_FILES,
             "maxFileBytes": MAX_FILE_BYTES,
@@ -178,6 +194,7 @@ class WebChannel:
             all_ui=ui,
             config=config,
             demo=demo,
+            unit_name=self.unit_names.get(unit) if unit else None,
             embed=embed,
             languages=[(code, LANGUAGE_NAMES.get(code, code)) for code in SUPPORTED_LOCALES],
             static=lambda name: static.url_for(filename=name),
@@ -222,15 +239,16 @@ class WebChannel:
                 status=400 if problem == "not_json" else 413,
             )
         demo = self._demo(body.demo)
+        unit = None if demo else self._unit(body.unit)
         incoming = Incoming(
             channel=self.name,
-            conversation_id=self._chat_id(token, demo),
+            conversation_id=self._chat_id(token, demo, unit),
             user_id="web",
             text=body.text,
             payload=body.payload or None,
             attachments=tuple(body.attachments),
             locale=guess,
-            unit=self.demo_unit if demo else None,
+            unit=self.demo_unit if demo else unit,
         )
         turn = await self.engine.handle_turn(incoming)
         data: dict[str, Any] = {
@@ -259,7 +277,9 @@ class WebChannel:
         messages: list[dict] = []
         # No token, no chat: a poll never creates a conversation or sets a cookie.
         if _valid_token(token):
-            chat = self._chat_id(token, self._demo(request.query.get("demo")))
+            demo = self._demo(request.query.get("demo"))
+            unit = None if demo else self._unit(request.query.get("unit"))
+            chat = self._chat_id(token, demo, unit)
             taken = await take_pending(self.engine.db, self.name, chat)
             messages = [_reply_json(reply) for _row_id, replies in taken for reply in replies]
         response = web.json_response({"messages": messages})
@@ -270,8 +290,18 @@ class WebChannel:
         """Whether a request asking for demo mode gets it: only when a demo unit is set."""
         return bool(self.demo_unit) and asked in (True, 1, "1", "true")
 
-    def _chat_id(self, token: str, demo: bool) -> str:
-        return conversation_id(token) + (DEMO_SUFFIX if demo else "")
+    def _unit(self, asked: object) -> str | None:
+        """The unit a page opened with /?unit=<id> speaks for: one this deployment serves
+        besides its default (the default needs no parameter), else None."""
+        if isinstance(asked, str) and asked in self.units[1:]:
+            return asked
+        return None
+
+    def _chat_id(self, token: str, demo: bool, unit: str | None = None) -> str:
+        """A page of each unit (and the demo) is a conversation of its own for one cookie."""
+        if demo:
+            return conversation_id(token) + DEMO_SUFFIX
+        return conversation_id(token) + (f"{UNIT_SUFFIX}{unit}" if unit else "")
 
 
 def conversation_id(token: str) -> str:
@@ -294,6 +324,7 @@ class _Body:
     text: str = ""
     payload: str = ""
     demo: object = None
+    unit: object = None
     attachments: list[Attachment] = field(default_factory=list)
 
 
@@ -324,6 +355,7 @@ async def _read_json(request: web.Request) -> tuple[_Body, str | None]:
         text=text if isinstance(text, str) else "",
         payload=payload if isinstance(payload, str) else "",
         demo=data.get("demo"),
+        unit=data.get("unit"),
     ), None
 
 
@@ -356,7 +388,7 @@ async def _read_multipart(request: web.Request) -> tuple[_Body, str | None]:
                     return _Body(), "files_too_large"
                 claimed = part.headers.get(hdrs.CONTENT_TYPE, "")
                 body.attachments.append(_attachment(part.filename or "", claimed, bytes(data)))
-            elif part.name in ("text", "payload", "demo"):
+            elif part.name in ("text", "payload", "demo", "unit"):
                 fields[part.name] = data.decode("utf-8", errors="replace")
         else:
             return _Body(), "files_too_large"  # more parts than a form of ours ever has
@@ -366,6 +398,7 @@ async def _read_multipart(request: web.Request) -> tuple[_Body, str | None]:
     body.text = fields.get("text", "")
     body.payload = fields.get("payload", "")
     body.demo = fields.get("demo")
+    body.unit = fields.get("unit")
     return body, None
 
 

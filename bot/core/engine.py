@@ -23,7 +23,7 @@ from bot.core.state import ConversationState
 from bot.core.text import MAX_TEXT_CHARS, clean_text
 from bot.i18n import DEFAULT_LOCALE, normalize_locale, translator
 from bot.metrics import observe_turn
-from bot.storage.db import Database
+from bot.storage.db import Database, is_unavailable, unavailable_reason
 from bot.storage.models import Conversation
 
 log = logging.getLogger("motcua.engine")
@@ -112,15 +112,25 @@ class DialogueEngine:
                         state.message_count += 1
                         await tx.save_state(*key, incoming.user_id, _state_row(state))
                         locale = ctx.locale
-            except Exception:
-                log.exception(
-                    "handler failed channel=%s conv=%s handler=%s",
-                    incoming.channel,
-                    conversation_tag(*key),
-                    route_name,
-                )
-                replies, locale = await self._error_replies(incoming)
-                route_name = f"{route_name}!error"
+            except Exception as exc:
+                event = "unavailable" if is_unavailable(exc) else "error"
+                if event == "unavailable":  # an outage, not a bug: one line, no traceback
+                    log.warning(
+                        "database unavailable channel=%s conv=%s handler=%s: %s",
+                        incoming.channel,
+                        conversation_tag(*key),
+                        route_name,
+                        unavailable_reason(exc),
+                    )
+                else:
+                    log.exception(
+                        "handler failed channel=%s conv=%s handler=%s",
+                        incoming.channel,
+                        conversation_tag(*key),
+                        route_name,
+                    )
+                replies, locale = await self._error_replies(incoming, event)
+                route_name = f"{route_name}!{event}"
         elapsed = time.perf_counter() - started
         log.info(
             "handled channel=%s conv=%s handler=%s duration_ms=%.1f replies=%d",
@@ -144,10 +154,18 @@ class DialogueEngine:
         except Exception:  # the handler will try again and answer properly
             log.exception("prefetch failed channel=%s", incoming.channel)
 
-    def _services(self, incoming: Incoming) -> Any:
-        """The services of the unit the message's entry point speaks for."""
-        if incoming.unit and hasattr(self.services, "for_unit"):
-            return self.services.for_unit(incoming.unit)
+    def _services(self, incoming: Incoming, state: ConversationState | None = None) -> Any:
+        """The services of the unit the message is for: the one its entry point speaks for
+        (the web chat's demo or ?unit=), else the one the citizen chose (``state.unit``, if
+        the deployment still serves it), else the deployment's own. The prefetch, before the
+        state is read, knows only the first."""
+        unit = incoming.unit
+        if not unit and state is not None and state.unit:
+            settings = getattr(self.services, "settings", None)
+            if settings is not None and state.unit in settings.served_units:
+                unit = state.unit
+        if unit and hasattr(self.services, "for_unit"):
+            return self.services.for_unit(unit)
         return self.services
 
     def _routes_for(self, incoming: Incoming, state: ConversationState) -> list[tuple[Route, str]]:
@@ -176,16 +194,28 @@ class DialogueEngine:
             state=state,
             t=translator(locale),
             store=store,
-            services=self._services(incoming),
+            services=self._services(incoming, state),
             args=args,
         )
 
-    async def _error_replies(self, incoming: Incoming) -> tuple[list[Reply], str]:
-        """Apologise in the user's language if the database can still tell it, else the default."""
+    async def _error_replies(self, incoming: Incoming, event: str) -> tuple[list[Reply], str]:
+        """Apologise in the user's language if the database can still tell it, else the one
+        the platform gave or the default."""
         state = ConversationState()
+        if event != "unavailable":  # no database to ask then
+            state.locale = await self._stored_locale(incoming)
+        try:
+            ctx = self._context(incoming, state, None)
+            return _as_list(await self.routes.events[event].fn(ctx)), ctx.locale
+        except Exception:  # the apology itself must never take the channel down
+            log.exception("error handler failed")
+            t = translator(self.default_locale)
+            return [Reply(t("Sorry, something went wrong."))], t.locale
+
+    async def _stored_locale(self, incoming: Incoming) -> str | None:
         try:
             async with self.db.session() as session:
-                state.locale = await session.scalar(
+                return await session.scalar(
                     select(Conversation.locale).where(
                         Conversation.channel == incoming.channel,
                         Conversation.conversation_id == incoming.conversation_id,
@@ -193,13 +223,7 @@ class DialogueEngine:
                 )
         except Exception:  # the database may be what failed
             log.warning("could not read the conversation locale for the apology")
-        try:
-            ctx = self._context(incoming, state, None)
-            return _as_list(await self.routes.events["error"].fn(ctx)), ctx.locale
-        except Exception:  # the apology itself must never take the channel down
-            log.exception("error handler failed")
-            t = translator(self.default_locale)
-            return [Reply(t("Sorry, something went wrong."))], t.locale
+            return None
 
 
 def _state_from_row(row: dict[str, Any]) -> ConversationState:

@@ -14,7 +14,7 @@ from bot.core.state import ConversationState
 from bot.i18n import Translator, translator
 from procedures_catalog.normalize import fold
 
-ENGINE_EVENTS = ("empty", "too_long", "error", "attachment")
+ENGINE_EVENTS = ("empty", "too_long", "error", "unavailable", "attachment")
 HandlerResult = Reply | Sequence[Reply] | None
 HandlerFn = Callable[["Context"], Awaitable[HandlerResult]]
 
@@ -123,8 +123,9 @@ class Router:
         return register
 
     def event(self, *names: str) -> Callable[[HandlerFn], HandlerFn]:
-        """Handle an engine event: "empty" text, "too_long" text, an "error" in a handler, or an
-        "attachment" (files without text) that no step of a flow was waiting for."""
+        """Handle an engine event: "empty" text, "too_long" text, an "error" in a handler, the
+        database "unavailable" (down, restarting, unreachable), or an "attachment" (files
+        without text) that no step of a flow was waiting for."""
 
         def register(fn: HandlerFn) -> HandlerFn:
             for name in names:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+UNIT_KEY = "unit"  # in ``data``: see ConversationState.unit
+
 
 @dataclass
 class ConversationState:
@@ -18,7 +20,23 @@ class ConversationState:
     choices: list[str] = field(default_factory=list)
     message_count: int = 0
 
+    @property
+    def unit(self) -> str | None:
+        """The unit the citizen chose (deployments serving several communes), kept across
+        flows; None: the deployment's default unit."""
+        value = self.data.get(UNIT_KEY)
+        return value if isinstance(value, str) else None
+
+    @unit.setter
+    def unit(self, value: str | None) -> None:
+        if value:
+            self.data[UNIT_KEY] = value
+        else:
+            self.data.pop(UNIT_KEY, None)
+
     def clear_flow(self) -> None:
-        """Leave any multi-step flow."""
+        """Leave any multi-step flow (the chosen unit stays)."""
+        unit = self.unit
         self.step = None
         self.data = {}
+        self.unit = unit

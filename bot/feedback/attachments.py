@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -24,6 +25,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from bot.core.messages import Attachment
+
+log = logging.getLogger("motcua.attachments")
 
 MAX_FILES = 5  # per feedback
 # Per file. Telegram lets bots download up to 20 MB, but the web chat could post anything.
@@ -178,6 +181,20 @@ class AttachmentStore:
 
     async def aput(self, data: bytes) -> StoredFile:
         return await asyncio.to_thread(self.put, data)
+
+    async def store(self, data: bytes) -> StoredFile | OSError:
+        """``aput``, but a file system failure (a full disk above all) is logged for the
+        operator and handed back instead of raised: the citizen is told that this one file
+        was not saved and goes on; nothing else of the conversation is lost."""
+        try:
+            return await self.aput(data)
+        except OSError as exc:
+            log.error(
+                "attachments: could not store a file in %s (%s)",
+                self.root,
+                exc.strerror or type(exc).__name__,
+            )
+            return exc
 
     async def aread(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.open, sha256)

@@ -7,6 +7,7 @@ import secrets
 from aiohttp import web
 
 from bot.i18n import N_, SUPPORTED_LOCALES, translator
+from bot.proxies import client_address, parse_networks
 from bot.staff import auth
 from bot.staff.web import (
     LANG_COOKIE,
@@ -59,7 +60,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         t = translator(request_locale(request))
         return _form(request, target, t(N_("This form has expired. Please try again.")), 403)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    result = await auth.login(services_of(request).db, username, password, request.remote or "")
+    services = services_of(request)
+    address = client_address(
+        request.remote,
+        request.headers.get("X-Forwarded-For"),
+        parse_networks(services.settings.trusted_proxies),
+    )
+    result = await auth.login(services.db, username, password, address)
     if result.outcome == "limited":
         return _form(request, target, translator(request_locale(request))(LIMITED), 429, username)
     if result.outcome != "ok":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,63 @@ class Database:
 
 
 _NO_LOCK = contextlib.nullcontext()
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "is full")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) says the database could not be reached or used
+    right now — refused or dropped connections, a server shutting down or starting up, a pool
+    or lock timeout — rather than a fault in what was asked of it: worth trying again shortly."""
+    from sqlalchemy import exc as sa_exc
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            # SQLite says "no such table" with the same class as "database is locked".
+            return any(word in str(exc).lower() for word in _SQLITE_UNAVAILABLE)
+        if isinstance(exc, sa_exc.OperationalError) and isinstance(exc.orig, sqlite3.Error):
+            exc, seen = exc.orig, seen + 1
+            continue
+        if isinstance(
+            exc,
+            (
+                sa_exc.OperationalError,
+                sa_exc.InterfaceError,
+                sa_exc.TimeoutError,
+                sa_exc.DisconnectionError,
+                ConnectionError,
+                TimeoutError,
+            ),
+        ):
+            return True
+        if type(exc).__module__.startswith("asyncpg") and _asyncpg_unavailable(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """The error's class and first line, for a log line: without SQLAlchemy's statement and
+    parameters, which may hold what a citizen wrote."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).splitlines()[0][:200] if str(orig) else ""
+    return f"{type(orig).__name__}: {first}"
+
+
+def _asyncpg_unavailable(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        (
+            asyncpg.exceptions.PostgresConnectionError,  # incl. "the database is starting up"
+            asyncpg.exceptions.OperatorInterventionError,  # incl. "terminating connection"
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.InternalClientError,
+        ),
+    )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

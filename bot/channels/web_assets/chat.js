@@ -11,9 +11,12 @@
   const fileInput = $("files");
   const chosen = $("chosen");
   // Demo chats are other conversations on the server: keep their history apart here too.
-  const HISTORY = config.demo ? "motcua-history-demo" : "motcua-history";
+  // So are the pages of other units (/?unit=<id>).
+  const HISTORY = config.demo ? "motcua-history-demo"
+    : config.unit ? "motcua-history-unit-" + config.unit : "motcua-history";
   const TOKEN = "motcua-token";
-  const demoQuery = config.demo ? "?demo=1" : "";
+  const demoQuery = config.demo ? "?demo=1"
+    : config.unit ? "?unit=" + encodeURIComponent(config.unit) : "";
   let locale = document.documentElement.lang;
   let busy = false;
   let pending = []; // files chosen for the next message: {file, url}
@@ -166,11 +169,13 @@
       if (body.text) data.append("text", body.text);
       if (body.payload) data.append("payload", body.payload);
       if (config.demo) data.append("demo", "1");
+      if (config.unit) data.append("unit", config.unit);
       files.forEach(function (f) { data.append("file", f.file, f.file.name); });
       init = { method: "POST", headers: requestHeaders({}), body: data };
     } else {
       const json = Object.assign({}, body);
       if (config.demo) json.demo = true;
+      if (config.unit) json.unit = config.unit;
       init = {
         method: "POST",
         headers: requestHeaders({ "Content-Type": "application/json" }),

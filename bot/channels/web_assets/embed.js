@@ -1,6 +1,7 @@
 // The one-stop desk chat on a commune's own site. Include it once, anywhere in the page:
 //   <script src="https://bot.example.gov.vn/static/embed.js" defer></script>
-// data-demo="1" opens the demonstration mode; data-lang="en" sets the button's language
+// data-demo="1" opens the demonstration mode; data-unit="<id>" the page of one unit of a
+// deployment serving several (MOTCUA_UNITS); data-lang="en" sets the button's language
 // (default: the page's own lang attribute, else Vietnamese). The chat page is opened in a frame,
 // so the bot's server must list this site in MOTCUA_WEB_EMBED_ORIGINS.
 // Styles are set through the DOM, never as markup, so a strict Content-Security-Policy on the
@@ -19,6 +20,7 @@
   const text = STRINGS[lang] || { title: "Chat", open: "Chat", close: "Close" };
   const query = new URLSearchParams({ embed: "1" });
   if (script.dataset.demo === "1") query.set("demo", "1");
+  else if (script.dataset.unit) query.set("unit", script.dataset.unit);
   const chatUrl = root + "?" + query.toString();
   const ACCENT = "#b3261e";
   const FONT = 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif';
