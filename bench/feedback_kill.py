@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench._processes import worker_pids  # noqa: E402
 from bot.channels.web import COOKIE  # noqa: E402
 from bot.feedback.model import TRACKING_CODE, tracking_code  # noqa: E402
 from bot.i18n import SUPPORTED_LOCALES, translator  # noqa: E402
@@ -181,15 +182,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The supervisor's worker processes (not multiprocessing's resource tracker)."""
-        found = []
-        for pid in os.popen(f"pgrep -P {self.proc.pid}").read().split():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    if b"spawn_main" in cmdline.read():
-                        found.append(int(pid))
-            except OSError:
-                continue
-        return found
+        return worker_pids(self.proc.pid)
 
     async def stop(self) -> int:
         """SIGTERM, as a service manager stops it; return its exit status."""
@@ -694,7 +687,8 @@ def print_report(report: Report, args: argparse.Namespace, backend: str) -> None
     starts = report.start_seconds
     print(
         f"{backend}: {report.requested} feedbacks, {args.concurrency} citizens at once, "
-        f"{report.kills} kills, seed {args.seed}, {os.cpu_count()} CPUs, "
+        f"{report.kills} {'PostgreSQL restarts' if args.fault == 'pg-restart' else 'kills'}, "
+        f"seed {args.seed}, {os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}"
     )
     print(f"| feedbacks confirmed | {report.confirmed} |")
@@ -723,7 +717,9 @@ def print_report(report: Report, args: argparse.Namespace, backend: str) -> None
     print(f"| committed, code never seen | {report.unseen} |")
     print(f"| codes changed between presses | {report.code_changed} |")
     print(f"| errors in the server log | {report.server_log_errors} |")
-    if starts:
+    if starts and args.fault == "pg-restart":
+        print(f"| server start s (never restarted) | {starts[0]:.1f} |")
+    elif starts:
         print(
             f"| server start s (first, median restart) | {starts[0]:.1f}, "
             f"{statistics.median(starts[1:] or starts):.1f} |"

@@ -2,7 +2,8 @@
 
 Usage:
     python bench/scale_out.py [--workers 1,2,4] [--chats 2000] [--per-chat 25]
-        [--connections 200] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
+        [--connections 200] [--profile SECONDS]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 
 What runs, all on loopback: the fake Bot API (tests/fakes/telegram_api.py) and the load
 generator in this process; nginx (Debian package) in front of the bot, as deployed; the bot as
@@ -15,7 +16,9 @@ busy core, latency to the webhook's answer ("ack") and to the reply reaching the
 ("reply", p50/p99), and the checks: lost (a code never answered), duplicated (answered twice),
 out of order, and the update ids stored once each in inbound_messages.
 
-The figures and the profile of where the time goes are in docs/BENCHMARKS.md.
+``--profile SECONDS`` samples one worker with py-spy (bench/_profile.py) from 3 s into each run
+and prints where its time goes, by part of the stack; the raw samples are kept in
+bench/output/. The figures and the profile are in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._processes import worker_pids  # noqa: E402
+from bench._profile import profile_process  # noqa: E402
 from procedures_catalog.loader import load_bundled  # noqa: E402
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
 from tests.pg_helpers import postgres_database  # noqa: E402
@@ -133,12 +138,14 @@ async def one_run(api: FakeBotAPI, admin_url: str, workers: int, args, codes: li
             nginx = Nginx(bot.port)
             try:
                 webhook = f"http://127.0.0.1:{nginx.port}/telegram/webhook"
-                return await load(api, webhook, url, workers, args, codes)
+                return await load(api, webhook, url, workers, args, codes, bot.proc.pid)
             finally:
                 nginx.stop()
 
 
-async def load(api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes) -> dict:
+async def load(
+    api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes, bot_pid: int
+) -> dict:
     import asyncpg
 
     chats = [5_000_000 + n for n in range(args.chats)]
@@ -169,10 +176,14 @@ async def load(api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes
         gc.freeze()
         gc.disable()
         begin = time.perf_counter()
+        profiling = (
+            asyncio.create_task(profile_worker(bot_pid, workers, args)) if args.profile else None
+        )
         try:
             await asyncio.gather(*(citizen(chat) for chat in chats))
         finally:
             gc.enable()
+        profile = await profiling if profiling else None
         try:
             await asyncio.wait_for(arrivals.done.wait(), 300)
         except TimeoutError:
@@ -211,7 +222,20 @@ async def load(api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes
         "duplicated": duplicated,
         "disorder": disorder,
         "stored": stored,
+        "profile": profile,
     }
+
+
+async def profile_worker(bot_pid: int, workers: int, args):
+    """py-spy on one worker for --profile seconds, from a few seconds into the load."""
+    await asyncio.sleep(3)
+    pids = worker_pids(bot_pid) or [bot_pid]
+    output = ROOT / "bench" / "output" / f"scale-out-{workers}-workers-py-spy.txt"
+    try:
+        return await profile_process(pids[0], args.profile, output)
+    except RuntimeError as exc:
+        print(f"  profile: {exc}", file=sys.stderr)
+        return None
 
 
 async def main() -> None:
@@ -220,6 +244,13 @@ async def main() -> None:
     parser.add_argument("--chats", type=int, default=2000, help="simulated citizens")
     parser.add_argument("--per-chat", type=int, default=25, help="updates per citizen")
     parser.add_argument("--connections", type=int, default=200, help="HTTP connections at most")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="sample one worker with py-spy for this long during each run (0: off)",
+    )
     parser.add_argument(
         "--postgres-url",
         default="postgresql://postgres@127.0.0.1:5432/test",
@@ -258,6 +289,13 @@ async def main() -> None:
             f"{row['reply50']:.1f} | {row['reply99']:.1f} | {row['lost']} | "
             f"{row['duplicated']} | {row['disorder']} | {row['stored']:,} |"
         )
+    for row in rows:
+        if row["profile"] is not None:
+            print(
+                f"\nOne worker of {row['workers']}, {args.profile:g} s of py-spy "
+                f"({row['profile'].samples:,} samples, {row['profile'].path}):\n"
+            )
+            print(row["profile"].table())
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._processes import rss_mib, worker_pids  # noqa: E402
 from procedures_catalog.loader import load_bundled  # noqa: E402
 from procedures_catalog.normalize import strip_marks  # noqa: E402
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
@@ -82,37 +83,12 @@ def queries(rng: random.Random) -> list[str]:
     return out
 
 
-def rss_mib(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def bot_processes(root_pid: int) -> dict[str, int]:
     """The bot's processes: the one we started and, with --workers, its workers."""
     found = {"main": root_pid}
-    children = os.popen(f"pgrep -P {root_pid}").read().split()
-    workers = [
-        int(pid)
-        for pid in children
-        if b"spawn_main" in _cmdline(int(pid))  # not multiprocessing's resource tracker
-    ]
-    for number, pid in enumerate(sorted(workers), 1):
+    for number, pid in enumerate(worker_pids(root_pid), 1):
         found[f"worker {number}"] = pid
     return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return cmdline.read()
-    except OSError:
-        return b""
 
 
 class Load:

@@ -91,6 +91,19 @@ class _Statements:
         )
 
 
+def _inbound_params(channel: str, message_id: str) -> dict[str, Any]:
+    return {"channel": channel, "message_id": message_id, "now": utcnow()}
+
+
+def _lock_params(channel: str, conversation_id: str, user_id: str) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "conversation_id": conversation_id,
+        "user_id": user_id,
+        "now": utcnow(),
+    }
+
+
 def _save_params(
     channel: str, conversation_id: str, user_id: str, state: dict[str, Any]
 ) -> dict[str, Any]:
@@ -145,19 +158,14 @@ class _SessionTransaction(TurnTransaction):
 
     async def first_delivery(self, channel: str, message_id: str) -> bool:
         result = await self._session.execute(
-            self._sql.inbound, {"channel": channel, "message_id": message_id, "now": utcnow()}
+            self._sql.inbound, _inbound_params(channel, message_id)
         )
         return result.rowcount == 1
 
     async def lock_conversation(
         self, channel: str, conversation_id: str, user_id: str
     ) -> dict[str, Any]:
-        params = {
-            "channel": channel,
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "now": utcnow(),
-        }
+        params = _lock_params(channel, conversation_id, user_id)
         row = (await self._session.execute(self._sql.upsert, params)).one()
         return dict(zip(STATE_COLUMNS, row, strict=True))
 
@@ -240,20 +248,13 @@ class _SqliteTransaction(TurnTransaction):
         return await self._driver.execute(compiled.sql, compiled.parameters(values))
 
     async def first_delivery(self, channel: str, message_id: str) -> bool:
-        cursor = await self._run(
-            self._turns.inbound, {"channel": channel, "message_id": message_id, "now": utcnow()}
-        )
+        cursor = await self._run(self._turns.inbound, _inbound_params(channel, message_id))
         return cursor.rowcount == 1
 
     async def lock_conversation(
         self, channel: str, conversation_id: str, user_id: str
     ) -> dict[str, Any]:
-        params = {
-            "channel": channel,
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "now": utcnow(),
-        }
+        params = _lock_params(channel, conversation_id, user_id)
         cursor = await self._run(self._turns.upsert, params)
         row = await cursor.fetchone()
         await cursor.close()
