@@ -10,11 +10,15 @@ generator in this process; nginx (Debian package) in front of the bot, as deploy
 `motcua run --workers N` in webhook mode on a throwaway PostgreSQL database (created and dropped
 through --postgres-url). For each N: ``--chats`` simulated citizens each send ``--per-chat``
 procedure codes one after another (the next once the webhook answered the previous), over at
-most ``--connections`` HTTP connections. Every code must come back as exactly one procedure
+most ``--connections`` HTTP connections, served first come first served (one sender per
+connection takes the chat waiting longest). Every code must come back as exactly one procedure
 card, in the order asked. Reported per N: updates/s (all replies arrived / wall time), per
 busy core, latency to the webhook's answer ("ack") and to the reply reaching the Bot API
-("reply", p50/p99), and the checks: lost (a code never answered), duplicated (answered twice),
-out of order, and the update ids stored once each in inbound_messages.
+("reply", p50/p99), how long updates waited in the load generator for a free connection
+("waited": with 2,000 citizens on 200 connections most of a citizen's time is spent here),
+the cores each part of the machine used (bot, PostgreSQL, nginx, this process), and the
+checks: lost (a code never answered), duplicated (answered twice), out of order, and the
+update ids stored once each in inbound_messages.
 
 ``--profile SECONDS`` samples one worker with py-spy (bench/_profile.py) from 3 s into each run
 and prints where its time goes, by part of the stack; the raw samples are kept in
@@ -42,7 +46,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._processes import worker_pids  # noqa: E402
+from bench._processes import cpu_seconds, pids_of_user, tree, worker_pids  # noqa: E402
 from bench._profile import profile_process  # noqa: E402
 from procedures_catalog.loader import load_bundled  # noqa: E402
 from tests.fakes.telegram_api import Call, FakeBotAPI  # noqa: E402
@@ -138,13 +142,22 @@ async def one_run(api: FakeBotAPI, admin_url: str, workers: int, args, codes: li
             nginx = Nginx(bot.port)
             try:
                 webhook = f"http://127.0.0.1:{nginx.port}/telegram/webhook"
-                return await load(api, webhook, url, workers, args, codes, bot.proc.pid)
+                return await load(
+                    api, webhook, url, workers, args, codes, bot.proc.pid, nginx.proc.pid
+                )
             finally:
                 nginx.stop()
 
 
 async def load(
-    api: FakeBotAPI, url: str, db_url: str, workers: int, args, codes, bot_pid: int
+    api: FakeBotAPI,
+    url: str,
+    db_url: str,
+    workers: int,
+    args,
+    codes,
+    bot_pid: int,
+    nginx_pid: int,
 ) -> dict:
     import asyncpg
 
@@ -156,31 +169,56 @@ async def load(
     api.on_call = arrivals
     sent_at: dict[int, list[float]] = {chat: [] for chat in chats}
     acks: list[float] = []
+    waits: list[float] = []  # from when a chat's next update was ready to when it went out
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     connector = aiohttp.TCPConnector(limit=args.connections)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        # Fair service: one sender per connection, chats served first come first served from
+        # one queue; a chat goes back in line once its update is acknowledged, so it never has
+        # two updates in flight and its updates go out in order.
+        ready: asyncio.Queue[tuple[int, int, float]] = asyncio.Queue()
 
-        async def citizen(chat: int) -> None:
-            for code in script[chat]:
+        async def sender() -> None:
+            while True:
+                chat, step, since = await ready.get()
+                if chat < 0:
+                    return
                 started = time.perf_counter()
+                waits.append((started - since) * 1000)
                 sent_at[chat].append(started)
-                async with session.post(url, json=api.text_update(chat, code)) as response:
+                update = api.text_update(chat, script[chat][step])
+                async with session.post(url, json=update) as response:
                     await response.read()
                     if response.status != 200:
                         raise SystemExit(f"webhook answered {response.status}")
-                acks.append((time.perf_counter() - started) * 1000)
+                acked = time.perf_counter()
+                acks.append((acked - started) * 1000)
+                if step + 1 < args.per_chat:
+                    ready.put_nowait((chat, step + 1, acked))
+                    continue
+                finished.add(chat)
+                if len(finished) == len(chats):  # the last one: let every sender stop
+                    for _ in range(args.connections):
+                        ready.put_nowait((-1, 0, 0.0))
 
+        finished: set[int] = set()
         # The load generator must not pause (see bench/telegram_webhook.py): a full collection
         # of this process, which holds every call the fake API got, stalls every citizen.
         gc.collect()
         gc.freeze()
         gc.disable()
+        groups = cpu_groups(bot_pid, nginx_pid)
+        cpu_before = {
+            name: cpu_seconds(pids, reaped=name == "PostgreSQL") for name, pids in groups.items()
+        }
         begin = time.perf_counter()
+        for chat in chats:
+            ready.put_nowait((chat, 0, begin))
         profiling = (
             asyncio.create_task(profile_worker(bot_pid, workers, args)) if args.profile else None
         )
         try:
-            await asyncio.gather(*(citizen(chat) for chat in chats))
+            await asyncio.gather(*(sender() for _ in range(args.connections)))
         finally:
             gc.enable()
         profile = await profiling if profiling else None
@@ -188,8 +226,14 @@ async def load(
             await asyncio.wait_for(arrivals.done.wait(), 300)
         except TimeoutError:
             pass
-        await api.quiet(1.0)
         seconds = max(t for cards in arrivals.cards.values() for _c, t in cards) - begin
+        groups = cpu_groups(bot_pid, nginx_pid)  # again: workers may have been restarted
+        cpu = {
+            name: (cpu_seconds(pids, reaped=name == "PostgreSQL") - cpu_before.get(name, 0.0))
+            / seconds
+            for name, pids in groups.items()
+        }
+        await api.quiet(1.0)
     api.on_call = None
 
     lost = duplicated = disorder = 0
@@ -223,6 +267,19 @@ async def load(
         "disorder": disorder,
         "stored": stored,
         "profile": profile,
+        "wait50": pct(waits, 50),
+        "wait99": pct(waits, 99),
+        "cpu": cpu,
+    }
+
+
+def cpu_groups(bot_pid: int, nginx_pid: int) -> dict[str, list[int]]:
+    """The processes sharing the machine, by part (for cores used per part)."""
+    return {
+        "bot": tree(bot_pid),
+        "PostgreSQL": pids_of_user("postgres"),
+        "nginx": tree(nginx_pid),
+        "load generator + fake Bot API": [os.getpid()],
     }
 
 
@@ -278,16 +335,29 @@ async def main() -> None:
     )
     print(
         "| workers | updates | updates/s | per busy core | ack p50 ms | ack p99 ms | "
-        "reply p50 ms | reply p99 ms | lost | duplicated | chats out of order | ids stored |"
+        "reply p50 ms | reply p99 ms | waited p50 ms | waited p99 ms | lost | duplicated | "
+        "chats out of order | ids stored |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         busy = min(row["workers"], cores)
         print(
             f"| {row['workers']} | {row['updates']:,} | {row['rate']:,.0f} | "
             f"{row['rate'] / busy:,.0f} | {row['ack50']:.1f} | {row['ack99']:.1f} | "
-            f"{row['reply50']:.1f} | {row['reply99']:.1f} | {row['lost']} | "
+            f"{row['reply50']:.1f} | {row['reply99']:.1f} | {row['wait50']:.0f} | "
+            f"{row['wait99']:.0f} | {row['lost']} | "
             f"{row['duplicated']} | {row['disorder']} | {row['stored']:,} |"
+        )
+    parts = list(rows[0]["cpu"]) if rows else []
+    print("\nCores in use during the load (CPU seconds per second of the run):\n")
+    print("| workers | " + " | ".join(parts) + " | all |")
+    print("|---" * (len(parts) + 2) + "|")
+    for row in rows:
+        used = [row["cpu"][part] for part in parts]
+        print(
+            f"| {row['workers']} | "
+            + " | ".join(f"{value:.2f}" for value in used)
+            + f" | {sum(used):.2f} |"
         )
     for row in rows:
         if row["profile"] is not None:

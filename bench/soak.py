@@ -323,8 +323,32 @@ def plot(samples, path: Path, title: str, warm_up: float) -> None:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((width - right - 150, top + 10 + 18 * index), name, fill=colour, font=font)
+        # The legend sits at the bottom right, away from the lines (which run near the top).
+        legend_y = top + plot_h - 22 - 18 * (len(names) - 1 - index)
+        draw.text((width - right - 150, legend_y), name, fill=colour, font=font)
     image.save(path)
+
+
+def replot(path: Path, warm_up: float) -> int:
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    samples = [
+        (float(r["minute"]), r["process"], float(r["rss_mib"]), int(r["messages_sent"]))
+        for r in rows
+    ]
+    # soak-<date>-<time>-<sqlite | pg-wN>.csv
+    setup = path.stem.split("-", 3)[-1]
+    where = (
+        f"motcua run --workers {setup.removeprefix('pg-w')} on PostgreSQL"
+        if setup.startswith("pg-w")
+        else "motcua run on SQLite"
+    )
+    minutes, sent = (samples[-1][0], samples[-1][3]) if samples else (0, 0)
+    rate = f", {sent / (minutes * 60):.0f} msg/s" if minutes else ""
+    title = f"{where}{rate}, {sent:,} messages"
+    plot(samples, path.with_suffix(".png"), title, warm_up)
+    print(f"written: {path.with_suffix('.png')}")
+    return 0
 
 
 class _database:
@@ -364,9 +388,17 @@ def main() -> int:
     parser.add_argument("--postgres-url", help="run on a throwaway database of this server")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--plot-only",
+        type=Path,
+        metavar="CSV",
+        help="draw the PNG of an earlier run's CSV again (beside it) and stop",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "output", help="folder for the CSV and PNG"
     )
     args = parser.parse_args()
+    if args.plot_only:
+        return replot(args.plot_only, args.warm_up)
     if args.workers > 1 and not args.postgres_url:
         parser.error("--workers needs --postgres-url (several processes share PostgreSQL)")
     if args.minutes <= 0 or args.rate <= 0 or args.sample_seconds <= 0:

@@ -140,7 +140,7 @@ class Services:
 async def open_database(settings: Settings) -> Database:
     """Open the configured database, bring its schema up to date, load the bundled catalogue
     into it the first time."""
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     try:
         await upgrade(db)
         if settings.catalogue in BUNDLED:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///var/motcua.sqlite3"
+    # PostgreSQL connections each process keeps open (5 more for a moment); processes ×
+    # (this + 5) must stay under the server's max_connections (100 by default).
+    database_pool_size: int = 15
     host: str = "127.0.0.1"
     port: int = 8080
     default_locale: str = "vi"
@@ -205,6 +208,13 @@ class Settings(BaseSettings):
     def _zalo_window(cls, value: float) -> float:
         if not 0 < value <= 24 * 30:
             raise ValueError("must be a number of hours between 0 and 720")
+        return value
+
+    @field_validator("database_pool_size")
+    @classmethod
+    def _pool_size(cls, value: int) -> int:
+        if not 1 <= value <= 200:
+            raise ValueError("must be between 1 and 200")
         return value
 
     @field_validator("trusted_proxies")

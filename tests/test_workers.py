@@ -112,3 +112,17 @@ def _is_worker(pid: int) -> bool:
             return b"spawn_main" in f.read()  # not multiprocessing's resource tracker
     except OSError:
         return False
+
+
+import pytest  # noqa
+
+
+def test_the_postgresql_pool_size_is_a_setting() -> None:
+    from bot.config import SettingsError, load_settings
+    from bot.storage.db import POOL_OVERFLOW, Database
+
+    assert load_settings().database_pool_size == 15
+    with pytest.raises(SettingsError, match="MOTCUA_DATABASE_POOL_SIZE"):
+        load_settings(database_pool_size=0)
+    db = Database("postgresql://postgres@127.0.0.1:5432/test", pool_size=7)
+    assert (db.engine.pool.size(), db.engine.pool._max_overflow) == (7, POOL_OVERFLOW)

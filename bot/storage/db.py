@@ -24,6 +24,11 @@ from bot.storage.turns import SessionTurns, SqliteTurns
 # Seconds a SQLite writer waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT = 30
 
+# PostgreSQL connections per process (MOTCUA_DATABASE_POOL_SIZE), and how many more it may open
+# for a moment. Processes × (pool + overflow) must stay under the server's max_connections.
+DEFAULT_POOL_SIZE = 15
+POOL_OVERFLOW = 5
+
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
@@ -53,7 +58,13 @@ def async_url(url: str | URL) -> URL:
 class Database:
     """One async engine plus a session factory."""
 
-    def __init__(self, url: str | URL, *, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        connect_args: dict[str, Any] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
         self.url = async_url(url)
         kwargs: dict[str, Any] = {"connect_args": dict(connect_args or {})}
         if self.is_sqlite:
@@ -63,6 +74,11 @@ class Database:
             kwargs["async_creator"] = async_creator(self.url.database, timeout)
         else:
             kwargs["pool_pre_ping"] = True
+            # Connections kept open per process. Under load turns overlap (a turn's statements
+            # wait for the event loop between them); past the pool, SQLAlchemy opens "overflow"
+            # connections and closes them again, and each one costs PostgreSQL a new backend.
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = POOL_OVERFLOW
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
