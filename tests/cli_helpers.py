@@ -17,6 +17,9 @@ def run_in_process(
     """``bot.cli.main(argv)`` as the console script runs it, with only ``env``'s MOTCUA_*
     variables set and its own standard streams; returns (exit status, stdout, stderr)."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("MOTCUA_")}
+    # Every variable ``env`` sets is put back as it was afterwards (a test may pass a whole
+    # copy of the environment: PATH and the like must survive the call).
+    before = {key: os.environ.get(key) for key in env}
     out, err = io.StringIO(), io.StringIO()
     old_stdin = sys.stdin
     try:
@@ -31,7 +34,10 @@ def run_in_process(
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.stdin = old_stdin
-        for key in env:
-            os.environ.pop(key, None)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         os.environ.update(saved)
     return code, out.getvalue(), err.getvalue()
