@@ -98,6 +98,11 @@ class Services:
         """The unit the bot speaks for (None if MOTCUA_UNIT names no known unit)."""
         return self.catalogue.units.get(self.settings.unit)
 
+    def unit_name(self, unit: str) -> str:
+        """A unit's name from its profile, else its id (a unit served without a profile)."""
+        profile = self.catalogue.units.get(unit)
+        return profile.name if profile is not None else unit
+
     @staticmethod
     async def read_catalogue(settings: Settings, db: Database) -> tuple[Catalogue, SearchIndex]:
         """The catalogue and unit profiles from the database, and the search index over them

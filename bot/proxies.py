@@ -10,6 +10,7 @@ Anything further left was written by the client and is never believed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -27,6 +28,12 @@ def parse_networks(values: Iterable[str]) -> list[Network]:
                 f"{value!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
     return networks
+
+
+@functools.cache
+def networks_of(values: tuple[str, ...]) -> list[Network]:
+    """``parse_networks`` of a setting, parsed once per distinct value."""
+    return parse_networks(values)
 
 
 def _trusted(address: str, networks: list[Network]) -> bool:

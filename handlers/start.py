@@ -48,10 +48,9 @@ async def show_menu(ctx: Context) -> Reply:
     )
     if len(served) > 1:
         unit = ctx.state.unit if ctx.state.unit in served else ctx.services.settings.unit
-        profile = ctx.services.catalogue.units.get(unit)
         greeting += "\n\n" + t(
             "You are asking the one-stop desk of {name}. To change it, type /donvi.",
-            name=profile.name if profile is not None else unit,
+            name=ctx.services.unit_name(unit),
         )
     return menu_reply(t, greeting)
 

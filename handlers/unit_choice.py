@@ -21,9 +21,7 @@ SET = "unit:set:"
 
 
 def unit_name(ctx: Context, unit: str) -> str:
-    """The unit's name from its profile (MOTCUA_UNIT's catalogue), else its id."""
-    profile = ctx.services.catalogue.units.get(unit)
-    return profile.name if profile is not None else unit
+    return ctx.services.unit_name(unit)
 
 
 def served(ctx: Context) -> list[str]:

@@ -67,6 +67,21 @@ def bot_env(api: FakeBotAPI, database_url: str, mode: str, **extra: str) -> dict
     return env
 
 
+def webhook_settings(api: FakeBotAPI, db, **extra):
+    """Settings of a bot in webhook mode against the fake Bot API, on ``db`` (a Database)."""
+    from bot.config import load_settings
+
+    return load_settings(
+        database_url=db.url.render_as_string(hide_password=False),
+        telegram_token=TOKEN,
+        telegram_mode="webhook",
+        telegram_webhook_url=WEBHOOK_URL,
+        telegram_webhook_secret=SECRET,
+        telegram_api_base_url=api.base_url,
+        **extra,
+    )
+
+
 async def spawn_bot(env: dict[str, str], args: Sequence[str] = ()) -> asyncio.subprocess.Process:
     """Start ``motcua run --port 0 [args]`` with ``env``, its output piped."""
     return await asyncio.create_subprocess_exec(

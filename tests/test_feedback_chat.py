@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.telegram import TelegramChannel
-from bot.config import load_settings
 from bot.core.messages import Attachment, Incoming
 from bot.outbox import OutboxDispatcher
 from bot.storage.models import (
@@ -24,7 +23,7 @@ from bot.storage.models import (
 )
 from tests.conftest import Chat, make_engine
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram_helpers import SECRET, TOKEN, WEBHOOK_URL
+from tests.telegram_helpers import TOKEN, webhook_settings
 
 CODE = re.compile(r"\b(PA|KN)-\d{4}-\d{6}\b")
 
@@ -276,14 +275,7 @@ async def _view(db, service, code):
 async def test_answer_is_delivered_to_telegram_with_its_buttons(db) -> None:
     api = FakeBotAPI(TOKEN)
     await api.start()
-    settings = load_settings(
-        database_url=db.url.render_as_string(hide_password=False),
-        telegram_token=TOKEN,
-        telegram_mode="webhook",
-        telegram_webhook_url=WEBHOOK_URL,
-        telegram_webhook_secret=SECRET,
-        telegram_api_base_url=api.base_url,
-    )
+    settings = webhook_settings(api, db)
     engine = make_engine(db, push_channels=["telegram"])
     telegram = TelegramChannel(engine, settings)
     await telegram.start()

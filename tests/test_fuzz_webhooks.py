@@ -31,7 +31,6 @@ from bot.app import build_web_app
 from bot.channels.telegram import SECRET_HEADER, TelegramChannel
 from bot.channels.web import LOCALE_HEADER, TOKEN_HEADER, WebChannel
 from bot.channels.zalo import ZaloChannel
-from bot.config import load_settings
 from tests.conftest import make_engine
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.fakes.zalo_api import SIGNATURE_HEADER, FakeZaloAPI
@@ -46,7 +45,7 @@ from tests.fuzz_settings import (
     utf8_at_most,
     watch_errors,
 )
-from tests.telegram_helpers import SECRET, TOKEN, WEBHOOK_URL
+from tests.telegram_helpers import SECRET, TOKEN, webhook_settings
 
 TELEGRAM_PATH = "/telegram/webhook"
 ZALO_PATH = "/zalo/webhook"
@@ -148,15 +147,7 @@ async def doors(aiohttp_client, db):
     telegram, zalo = FakeBotAPI(TOKEN), FakeZaloAPI()
     await telegram.start()
     await zalo.start()
-    settings = load_settings(
-        database_url=db.url.render_as_string(hide_password=False),
-        telegram_token=TOKEN,
-        telegram_mode="webhook",
-        telegram_webhook_url=WEBHOOK_URL,
-        telegram_webhook_secret=SECRET,
-        telegram_api_base_url=telegram.base_url,
-        **zalo.settings(),
-    )
+    settings = webhook_settings(telegram, db, **zalo.settings())
     engine = make_engine(db, push_channels=("telegram", "zalo", "web"))
     engine.numbered_channels = frozenset({"console", "zalo"})  # as bot/app.py builds it
     channels = [

@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.channels.telegram import TelegramChannel
-from bot.config import load_settings
 from bot.core import Button, Reply
 from bot.outbox import MAX_ATTEMPTS, OutboxDispatcher, enqueue
 from bot.storage.models import OutboxMessage, as_utc, utcnow
 from tests.conftest import make_engine
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram_helpers import SECRET, TOKEN, WEBHOOK_URL
+from tests.telegram_helpers import TOKEN, webhook_settings
 
 
 @pytest.fixture
@@ -28,14 +27,7 @@ async def api():
 
 @pytest.fixture
 async def telegram(api, db):
-    settings = load_settings(
-        database_url=db.url.render_as_string(hide_password=False),
-        telegram_token=TOKEN,
-        telegram_mode="webhook",
-        telegram_webhook_url=WEBHOOK_URL,
-        telegram_webhook_secret=SECRET,
-        telegram_api_base_url=api.base_url,
-    )
+    settings = webhook_settings(api, db)
     channel = TelegramChannel(make_engine(db), settings)
     channel.retry_delay = 0.01
     await channel.start()

@@ -10,12 +10,11 @@ import pytest
 from bot.channels.split import split_text, utf16_length
 from bot.channels.telegram import MAX_TEXT, SEND_ATTEMPTS, TelegramChannel, keyboard
 from bot.channels.telegram_update import read_update
-from bot.config import load_settings
 from bot.core import Button, Context, Reply, Router
 from bot.core.messages import Document
 from tests.conftest import make_engine
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram_helpers import SECRET, TOKEN, WEBHOOK_URL
+from tests.telegram_helpers import SECRET, TOKEN, webhook_settings
 
 LONG = "\n".join(
     f"{n}. Giấy tờ số {n}: bản sao có chứng thực hoặc bản chính để đối chiếu." * 3
@@ -45,14 +44,7 @@ async def api():
 
 @pytest.fixture
 async def channel(api, sqlite_db):
-    settings = load_settings(
-        database_url=str(sqlite_db.url),
-        telegram_token=TOKEN,
-        telegram_mode="webhook",
-        telegram_webhook_url=WEBHOOK_URL,
-        telegram_webhook_secret=SECRET,
-        telegram_api_base_url=api.base_url,
-    )
+    settings = webhook_settings(api, sqlite_db)
     tg = TelegramChannel(make_engine(sqlite_db, [extra]), settings)
     tg.retry_delay = 0.01
     await tg.start()

@@ -141,11 +141,11 @@ class WebChannel:
         self.demo_unit: str = getattr(settings, "web_demo_unit", "") or ""
         # Units a page may be opened for with /?unit=<id> (deployments serving several).
         self.units: list[str] = list(getattr(settings, "served_units", []) or [])
-        self.unit_names: dict[str, str] = {}
-        catalogue = getattr(getattr(engine, "services", None), "catalogue", None)
-        for unit in self.units:
-            profile = catalogue.units.get(unit) if catalogue is not None else None
-            self.unit_names[unit] = profile.name if profile is not None else unit
+        services = getattr(engine, "services", None)
+        self.unit_names: dict[str, str] = {
+            unit: services.unit_name(unit) if hasattr(services, "unit_name") else unit
+            for unit in self.units
+        }
         self.embed_origins: list[str] = list(getattr(settings, "web_embed_origins", []) or [])
 
     def add_routes(self, app: web.Application) -> None:

@@ -7,7 +7,7 @@ import secrets
 from aiohttp import web
 
 from bot.i18n import N_, SUPPORTED_LOCALES, translator
-from bot.proxies import client_address, parse_networks
+from bot.proxies import client_address, networks_of
 from bot.staff import auth
 from bot.staff.web import (
     LANG_COOKIE,
@@ -64,7 +64,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     address = client_address(
         request.remote,
         request.headers.get("X-Forwarded-For"),
-        parse_networks(services.settings.trusted_proxies),
+        networks_of(tuple(services.settings.trusted_proxies)),
     )
     result = await auth.login(services.db, username, password, address)
     if result.outcome == "limited":

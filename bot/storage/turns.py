@@ -302,6 +302,7 @@ class SqliteTurns:
         self.save = _Compiled(sql.save, dialect)
         self._inserts: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # the sqlite3 adapter under _connection
 
     def insert_for(self, table: Table, values: dict[str, Any]) -> _Compiled:
         key = (table.name, tuple(values))
@@ -316,8 +317,8 @@ class SqliteTurns:
         async with self.db.sqlite_writer():
             if self._connection is None:
                 self._connection = await self.db.engine.connect()
-            connection = self._connection
-            driver = (await connection.get_raw_connection()).driver_connection
+                self._driver = (await self._connection.get_raw_connection()).driver_connection
+            connection, driver = self._connection, self._driver
             tx = _SqliteTransaction(self, connection, driver)
             try:
                 yield tx
